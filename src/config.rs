@@ -1,0 +1,199 @@
+//! Typed configuration, layered: built-in defaults < TOML file (`--config`) < environment
+//! (`IMGEDGE_KEY`, nested with `__`, e.g. `IMGEDGE_LIMITS__MAX_SOURCE_PIXELS`) < command-line flags.
+
+use crate::transform::encode::EncodeSettings;
+use crate::transform::Limits;
+use crate::url::FormatParam;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The whole configuration. Every field has a default, so an empty file is valid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the public listener.
+    pub listen: SocketAddr,
+    /// Where originals come from: a directory.
+    pub origin: String,
+    /// Directory for imgedge's data (disk cache).
+    pub cache_dir: PathBuf,
+    /// Output format when a URL has no `fm`: auto, webp, avif, jpeg or png.
+    pub default_format: FormatParam,
+    /// `Cache-Control` of successful image responses.
+    pub cache_control: String,
+    /// Log line format: text or json.
+    pub log_format: LogFormat,
+    pub limits: Limits,
+    pub encode: EncodeSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:8080".parse().expect("valid address"),
+            origin: "images".into(),
+            cache_dir: "data/cache".into(),
+            default_format: FormatParam::Auto,
+            cache_control: "public, max-age=86400, stale-while-revalidate=604800".into(),
+            log_format: LogFormat::Text,
+            limits: Limits::default(),
+            encode: EncodeSettings::default(),
+        }
+    }
+}
+
+/// Values given on the command line; each one set overrides every other layer.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Address to listen on [config: listen, env: IMGEDGE_LISTEN, default: 0.0.0.0:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Origin of the originals: a directory [config: origin, env: IMGEDGE_ORIGIN, default: images]
+    #[arg(long, value_name = "SPEC")]
+    pub origin: Option<String>,
+    /// Directory for cached results [config: cache_dir, env: IMGEDGE_CACHE_DIR, default: data/cache]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Format when a URL has no `fm` [config: default_format, env: IMGEDGE_DEFAULT_FORMAT, default: auto]
+    #[arg(long, value_name = "FMT", value_parser = ["auto", "webp", "avif", "jpeg", "jpg", "png"])]
+    pub default_format: Option<String>,
+    /// Cache-Control of image responses [config: cache_control, env: IMGEDGE_CACHE_CONTROL]
+    #[arg(long, value_name = "VALUE")]
+    pub cache_control: Option<String>,
+    /// Concurrent transforms, 0 = one per core [config: limits.workers, env: IMGEDGE_LIMITS__WORKERS]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Log format [config: log_format, env: IMGEDGE_LOG_FORMAT, default: text]
+    #[arg(long, value_name = "FMT")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Load the layers. A `file` that is given must exist.
+    pub fn load(file: Option<&Path>, cli: &Overrides) -> Result<Config, String> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(format!("config file {} not found", path.display()));
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig = fig.merge(Env::prefixed("IMGEDGE_").split("__").ignore(&["config"]));
+        fig = fig.merge(cli.provider());
+        let config: Config = fig.extract().map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check values the types alone cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        self.encode.validate()?;
+        let l = &self.limits;
+        if l.max_source_bytes == 0 || l.max_source_pixels == 0 || l.max_output_pixels == 0 {
+            return Err("limits.max_source_bytes, max_source_pixels and max_output_pixels must be positive".into());
+        }
+        if !(1..=65535).contains(&l.max_output_side) {
+            return Err("limits.max_output_side must be 1..=65535".into());
+        }
+        if !(l.transform_timeout_secs > 0.0 && l.transform_timeout_secs.is_finite()) {
+            return Err("limits.transform_timeout_secs must be a positive number".into());
+        }
+        if http::HeaderValue::from_str(&self.cache_control).is_err() {
+            return Err("cache_control is not a valid header value".into());
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises to TOML")
+    }
+}
+
+impl Overrides {
+    fn provider(&self) -> Figment {
+        let mut f = Figment::new();
+        if let Some(v) = self.listen {
+            f = f.merge(("listen", v.to_string()));
+        }
+        if let Some(v) = &self.origin {
+            f = f.merge(("origin", v));
+        }
+        if let Some(v) = &self.cache_dir {
+            f = f.merge(("cache_dir", v));
+        }
+        if let Some(v) = &self.default_format {
+            f = f.merge(("default_format", v));
+        }
+        if let Some(v) = &self.cache_control {
+            f = f.merge(("cache_control", v));
+        }
+        if let Some(v) = self.workers {
+            f = f.merge(("limits.workers", v));
+        }
+        if let Some(v) = self.log_format {
+            f = f.merge(("log_format", v));
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "imgedge.toml",
+                "origin = \"from-file\"\ncache_dir = \"file-cache\"\n[limits]\nmax_source_pixels = 1000\nworkers = 3\n",
+            )?;
+            jail.set_env("IMGEDGE_CACHE_DIR", "env-cache");
+            jail.set_env("IMGEDGE_LIMITS__WORKERS", "5");
+            let cli = Overrides { origin: Some("from-cli".into()), ..Default::default() };
+            let c = Config::load(Some(Path::new("imgedge.toml")), &cli).map_err(figment::Error::from)?;
+            assert_eq!(c.origin, "from-cli");
+            assert_eq!(c.cache_dir, PathBuf::from("env-cache"));
+            assert_eq!(c.limits.max_source_pixels, 1000);
+            assert_eq!(c.limits.workers, 5);
+            assert_eq!(c.limits.max_output_side, 8192, "defaults fill the rest");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_files_are_refused_clearly() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "orign = \"x\"\n")?;
+            let e = Config::load(Some(Path::new("typo.toml")), &Overrides::default()).unwrap_err();
+            assert!(e.contains("orign"), "{e}");
+            jail.create_file("range.toml", "[encode]\nwebp_quality = 0\n")?;
+            let e = Config::load(Some(Path::new("range.toml")), &Overrides::default()).unwrap_err();
+            assert!(e.contains("webp_quality"), "{e}");
+            assert!(Config::load(Some(Path::new("missing.toml")), &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn effective_config_round_trips_through_toml() {
+        let c = Config::default();
+        let text = c.to_toml();
+        let back: Config = Figment::from(Toml::string(&text)).extract().unwrap();
+        assert_eq!(back, c);
+    }
+}

@@ -1,0 +1,15 @@
+//! imgedge: a CDN-origin image-transform proxy.
+//!
+//! One request flows `http` → `url` (parse, canonical form) → `origin` (head, get) → `transform` (on the
+//! CPU pool) → `http`; `error` is the only place that maps failures to statuses.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod origin;
+pub mod transform;
+pub mod url;
+
+pub use app::AppState;
+pub use config::Config;

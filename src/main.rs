@@ -1,0 +1,141 @@
+//! imgedge command line: `serve`, `transform` (one file, no server) and `config check`.
+
+use clap::{Parser, Subcommand};
+use imgedge::config::{Config, LogFormat, Overrides};
+use imgedge::{transform, url, AppState};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "imgedge", version, about = "CDN-origin image-transform proxy")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve images over HTTP.
+    Serve {
+        /// TOML config file [env: IMGEDGE_CONFIG]
+        #[arg(long, value_name = "FILE", env = "IMGEDGE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Transform one file with the same pipeline and URL parameters as the server.
+    Transform {
+        input: PathBuf,
+        output: PathBuf,
+        /// URL query, e.g. "w=800&fm=webp"
+        #[arg(long, short, default_value = "")]
+        query: String,
+        #[arg(long, value_name = "FILE", env = "IMGEDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print the effective result.
+    Check {
+        #[arg(long, value_name = "FILE", env = "IMGEDGE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, overrides } => serve(config, overrides),
+        Command::Transform { input, output, query, config } => transform_file(input, output, &query, config),
+        Command::Config { command: ConfigCommand::Check { config, overrides } } => {
+            Config::load(config.as_deref(), &overrides).map(|c| print!("{}", c.to_toml()))
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imgedge: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Option<PathBuf>, overrides: Overrides) -> Result<(), String> {
+    let config = Config::load(config.as_deref(), &overrides)?;
+    init_logs(config.log_format);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let listen = config.listen;
+        let state = Arc::new(AppState::new(config)?);
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("listen {listen}: {e}"))?;
+        tracing::info!(
+            addr = %listener.local_addr().map_err(|e| e.to_string())?,
+            origin = %state.config.origin,
+            workers = state.pool.workers(),
+            "imgedge listening"
+        );
+        let draining = state.clone();
+        let shutdown = async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal: draining");
+            draining.shutting_down.store(true, Ordering::SeqCst);
+        };
+        imgedge::http::serve(listener, state, shutdown).await.map_err(|e| e.to_string())
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn transform_file(input: PathBuf, output: PathBuf, query: &str, config: Option<PathBuf>) -> Result<(), String> {
+    let config = Config::load(config.as_deref(), &Overrides::default())?;
+    let mut spec = url::params::parse(query, config.default_format).map_err(|e| e.to_string())?;
+    if spec.format == url::FormatParam::Auto {
+        // no Accept header here: take the format from the output file's extension
+        let ext = output.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        spec.format =
+            url::FormatParam::parse(&ext).filter(|f| *f != url::FormatParam::Auto).unwrap_or(url::FormatParam::Webp);
+    }
+    let choice = transform::OutputChoice::Fixed(spec.format.fixed().expect("fixed format"));
+    let bytes = bytes::Bytes::from(std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?);
+    let out = transform::run(&bytes, &spec, choice, &config.limits, &config.encode).map_err(|e| e.to_string())?;
+    std::fs::write(&output, &out.bytes).map_err(|e| format!("{}: {e}", output.display()))?;
+    eprintln!(
+        "{} → {} ({}x{} {}, {} bytes)",
+        input.display(),
+        output.display(),
+        out.width,
+        out.height,
+        out.format.as_str(),
+        out.bytes.len()
+    );
+    Ok(())
+}
