@@ -72,11 +72,69 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
 
 mod jpeg {
     use super::*;
-    use mozjpeg::{ColorSpace, Decompress, Marker};
+    use mozjpeg::decompress::DecompressBuilder;
+    use mozjpeg::{ColorSpace, Marker};
+    use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr, jpeg_std_error};
+    use std::os::raw::c_int;
+
+    /// A decoder that fails on corrupt data, as sharp's default `failOn: 'warning'` does: truncated or
+    /// damaged entropy data is a 422, not a grey-filled image. Harmless warnings (extraneous bytes,
+    /// unknown JFIF version, trailing data, odd ICC chunks) are let through.
+    fn strict() -> DecompressBuilder<'static> {
+        // SAFETY: jpeg_std_error fills a zeroed POD struct; our callbacks replace the ones that exit().
+        let err = unsafe {
+            let mut err: jpeg_error_mgr = std::mem::zeroed();
+            jpeg_std_error(&mut err);
+            err.error_exit = Some(error_exit);
+            err.emit_message = Some(emit_message);
+            err
+        };
+        DecompressBuilder::new().with_err(err)
+    }
+
+    fn message(cinfo: &mut jpeg_common_struct) -> String {
+        // SAFETY: libjpeg's format_message writes a NUL-terminated string of at most 80 bytes.
+        unsafe {
+            let err = &*cinfo.err;
+            let mut buf = [0u8; 80];
+            match err.format_message {
+                Some(f) => {
+                    let f: unsafe extern "C-unwind" fn(&mut jpeg_common_struct, &mut [u8; 80]) = std::mem::transmute(f);
+                    f(cinfo, &mut buf);
+                    String::from_utf8_lossy(buf.split(|&c| c == 0).next().unwrap_or_default()).into_owned()
+                }
+                None => format!("libjpeg message {}", err.msg_code),
+            }
+        }
+    }
+
+    extern "C-unwind" fn error_exit(cinfo: &mut jpeg_common_struct) {
+        let msg = message(cinfo);
+        std::panic::resume_unwind(Box::new(msg));
+    }
+
+    extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, level: c_int) {
+        use mozjpeg_sys::*;
+        // SAFETY: cinfo.err is the manager installed by `strict`.
+        let code = unsafe { (*cinfo.err).msg_code };
+        let fatal = [
+            JWRN_HIT_MARKER,
+            JWRN_HUFF_BAD_CODE,
+            JWRN_JPEG_EOF,
+            JWRN_MUST_RESYNC,
+            JWRN_NOT_SEQUENTIAL,
+            JWRN_BOGUS_PROGRESSION,
+        ];
+        if level < 0 && fatal.iter().any(|&c| c as c_int == code) {
+            let msg = message(cinfo);
+            std::panic::resume_unwind(Box::new(msg));
+        }
+    }
 
     pub fn probe(bytes: &[u8]) -> Result<Probe> {
+        check_quant_tables(bytes)?;
         guarded("jpeg", || {
-            let d = Decompress::with_markers(&[Marker::APP(1)]).from_mem(bytes).map_err(undecodable)?;
+            let d = strict().with_markers(&[Marker::APP(1)]).from_mem(bytes).map_err(undecodable)?;
             let orientation = d
                 .markers()
                 .find_map(|m| m.data.strip_prefix(b"Exif\0\0").map(exif_orientation))
@@ -87,7 +145,7 @@ mod jpeg {
 
     pub fn decode(bytes: &[u8], shrink: u32) -> Result<Pixels> {
         guarded("jpeg", || {
-            let mut d = Decompress::with_markers(&[Marker::APP(14)]).from_mem(bytes).map_err(undecodable)?;
+            let mut d = strict().with_markers(&[Marker::APP(14)]).from_mem(bytes).map_err(undecodable)?;
             let adobe = d.markers().any(|m| m.data.starts_with(b"Adobe"));
             if shrink > 1 {
                 d.scale((8 / shrink.min(8)) as u8);
@@ -113,6 +171,42 @@ mod jpeg {
                 }
             }
         })
+    }
+
+    /// Walk the header segments up to the first scan and refuse quantisation tables with a zero entry
+    /// (invalid by ITU T.81 B.2.4.1; libjpeg would silently decode garbage from them).
+    fn check_quant_tables(bytes: &[u8]) -> Result<()> {
+        let mut i = 2; // after SOI
+        while i + 4 <= bytes.len() {
+            if bytes[i] != 0xFF {
+                return Ok(()); // not a marker where one belongs: leave the verdict to libjpeg
+            }
+            let marker = bytes[i + 1];
+            if marker == 0xFF {
+                i += 1; // fill byte
+                continue;
+            }
+            if marker == 0xDA || marker == 0xD9 {
+                return Ok(()); // start of scan / end of image
+            }
+            let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+            let seg = bytes.get(i + 4..i + 2 + len).unwrap_or(&[]);
+            if marker == 0xDB {
+                let mut t = seg;
+                while let Some((&pq_tq, rest)) = t.split_first() {
+                    let wide = pq_tq >> 4 != 0;
+                    let n = if wide { 128 } else { 64 };
+                    let Some(table) = rest.get(..n) else { break };
+                    let zero = if wide { table.chunks_exact(2).any(|v| v == [0, 0]) } else { table.contains(&0) };
+                    if zero {
+                        return Err(undecodable("jpeg: quantisation table has a zero entry"));
+                    }
+                    t = &rest[n..];
+                }
+            }
+            i += 2 + len.max(2);
+        }
+        Ok(())
     }
 
     /// Naive CMYK → RGB. Adobe (Photoshop) files store inverted CMYK, which is what libjpeg returns.
@@ -149,6 +243,9 @@ mod raster {
         let (width, height) = ImageReader::with_format(Cursor::new(&bytes[..]), format_of(format))
             .into_dimensions()
             .map_err(undecodable)?;
+        if format == SourceFormat::Gif {
+            check_gif_frames(bytes)?;
+        }
         let orientation = if format == SourceFormat::Png {
             img_parts::png::Png::from_bytes(bytes.clone())
                 .ok()
@@ -159,6 +256,57 @@ mod raster {
             Orientation::IDENTITY
         };
         Ok(Probe { width, height, orientation, scalable: false })
+    }
+
+    /// Walk every GIF block without decoding: each frame must lie inside the logical screen (a frame
+    /// that declares 65535x10751 inside a 100x100 screen is a decompression bomb, not an animation).
+    fn check_gif_frames(b: &[u8]) -> Result<()> {
+        let bad = |m: &str| Err(undecodable(format!("gif: {m}")));
+        if b.len() < 13 {
+            return bad("truncated header");
+        }
+        let (sw, sh) = (u16::from_le_bytes([b[6], b[7]]) as u32, u16::from_le_bytes([b[8], b[9]]) as u32);
+        let table = |flags: u8| if flags & 0x80 != 0 { 3usize << ((flags & 7) + 1) } else { 0 };
+        let mut i = 13 + table(b[10]);
+        // skip data sub-blocks starting at `i`, returning the index after the terminator
+        let skip_blocks = |mut i: usize| -> Option<usize> {
+            loop {
+                let n = *b.get(i)? as usize;
+                i += 1 + n;
+                if n == 0 {
+                    return Some(i);
+                }
+            }
+        };
+        let mut frames = 0;
+        loop {
+            match b.get(i) {
+                Some(0x3B) | None => break, // trailer (or truncated after complete frames)
+                Some(0x21) => match b.get(i + 2).and_then(|_| skip_blocks(i + 2)) {
+                    Some(next) => i = next,
+                    None => break,
+                },
+                Some(0x2C) => {
+                    let Some(d) = b.get(i + 1..i + 10) else { return bad("truncated image descriptor") };
+                    let f = |k: usize| u16::from_le_bytes([d[k], d[k + 1]]) as u32;
+                    let (x, y, w, h) = (f(0), f(2), f(4), f(6));
+                    if x + w > sw || y + h > sh {
+                        return bad(&format!("frame {w}x{h}+{x}+{y} lies outside the {sw}x{sh} screen"));
+                    }
+                    frames += 1;
+                    i += 10 + table(d[8]) + 1; // descriptor, local colour table, LZW minimum code size
+                    match skip_blocks(i) {
+                        Some(next) => i = next,
+                        None => break,
+                    }
+                }
+                Some(_) => break, // garbage after the frames: the decoder decides
+            }
+        }
+        if frames == 0 {
+            return bad("no image frame");
+        }
+        Ok(())
     }
 
     pub fn decode(bytes: &[u8], format: SourceFormat) -> Result<Pixels> {

@@ -34,3 +34,35 @@ pub fn resize(src: Pixels, crop: Rect, dst: (u32, u32)) -> Result<Pixels> {
 fn internal(e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("resize: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpha_is_resized_premultiplied_without_dark_fringes() {
+        // left half transparent black, right half opaque white
+        let (w, h) = (64u32, 8u32);
+        let mut data = Vec::new();
+        for _ in 0..h {
+            for x in 0..w {
+                data.extend_from_slice(if x < w / 2 { &[0, 0, 0, 0] } else { &[255, 255, 255, 255] });
+            }
+        }
+        let src = Pixels { width: w, height: h, channels: 4, data };
+        let out = resize(src, Rect { x: 0.0, y: 0.0, w: w as f64, h: h as f64 }, (16, 2)).unwrap();
+        for p in out.data.chunks_exact(4).filter(|p| p[3] > 8) {
+            // straight-alpha resizing would average in the black of the transparent pixels
+            assert!(p[0] > 240 && p[1] > 240 && p[2] > 240, "fringe pixel {p:?}");
+        }
+        assert!(out.data.chunks_exact(4).any(|p| p[3] > 8 && p[3] < 247), "the edge is partly transparent");
+    }
+
+    #[test]
+    fn crop_overshoot_from_rounding_is_clamped() {
+        let src = Pixels { width: 10, height: 10, channels: 3, data: vec![7; 300] };
+        let out = resize(src, Rect { x: 0.0, y: 0.0, w: 10.000001, h: 10.0000001 }, (5, 5)).unwrap();
+        assert_eq!((out.width, out.height), (5, 5));
+        assert!(out.data.iter().all(|&v| v == 7));
+    }
+}

@@ -1,0 +1,14 @@
+//! One integration-test binary: each module starts imgedge on 127.0.0.1:0 and talks real HTTP to it.
+
+mod util;
+
+/// Bad requests and bad sources: clear 4xx bodies, traversal, the whole bad corpus.
+mod errors;
+/// Every input format in the shared corpus, every output format.
+mod formats;
+/// Every fit mode and parameter, checked by exact output dimensions and by pixels.
+mod geometry;
+/// Accept negotiation, Vary, ETag/304, HEAD, Content-Disposition, security headers.
+mod headers;
+/// All 8 EXIF orientations (and AVIF irot), also under shrink-on-load and crops.
+mod orientation;
