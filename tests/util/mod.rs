@@ -32,9 +32,11 @@ impl Drop for Server {
 /// Start imgedge serving `origin`, after `tweak` has adjusted the config.
 pub async fn start_with(origin: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
     let cache = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.origin = origin.to_string_lossy().into_owned();
-    config.cache_dir = cache.path().to_path_buf();
+    let mut config = Config {
+        origin: origin.to_string_lossy().into_owned(),
+        cache_dir: cache.path().to_path_buf(),
+        ..Config::default()
+    };
     tweak(&mut config);
     let state = Arc::new(AppState::new(config).expect("valid test config"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
