@@ -1,15 +1,35 @@
-//! Application state shared by every request: config, origin and CPU pool, built once from [`Config`].
+//! Application state shared by every request, built once from [`Config`]: origin, caches, single-flight
+//! table, CPU pool and counters.
 
+use crate::cache::coalesce::Flights;
+use crate::cache::key::CacheKey;
+use crate::cache::{Caches, Variant};
 use crate::config::Config;
+use crate::error::Error;
+use crate::metrics::Stats;
 use crate::origin::Origin;
 use crate::transform::pool::CpuPool;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Time the leader of a miss spent fetching and transforming (for `Server-Timing`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timing {
+    pub origin: Duration,
+    pub transform: Duration,
+}
 
 pub struct AppState {
     pub config: Config,
     pub origin: Origin,
     pub pool: CpuPool,
+    pub caches: Caches,
+    pub flights: Flights<CacheKey, (Arc<Variant>, Timing)>,
+    /// Client errors of recent misses (undecodable, too many pixels, ...), remembered for 60 s so a
+    /// repeated bad request costs no CPU. Server errors are never remembered.
+    pub failures: moka::future::Cache<CacheKey, Error>,
+    pub stats: Arc<Stats>,
     /// Set when shutdown begins: `/readyz` fails so load balancers drain this instance.
     pub shutting_down: AtomicBool,
 }
@@ -22,6 +42,20 @@ impl AppState {
             .map_err(|e| format!("cache dir {}: {e}", config.cache_dir.display()))?;
         let l = &config.limits;
         let pool = CpuPool::new(l.workers, l.max_queue, Duration::from_secs_f64(l.transform_timeout_secs));
-        Ok(AppState { config, origin, pool, shutting_down: AtomicBool::new(false) })
+        let stats = Arc::new(Stats::default());
+        let caches = Caches::new(&config.cache, &config.cache_dir, stats.clone())
+            .map_err(|e| format!("cache dir {}: {e}", config.cache_dir.display()))?;
+        let failures =
+            moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(60)).build();
+        Ok(AppState {
+            config,
+            origin,
+            pool,
+            caches,
+            flights: Flights::default(),
+            failures,
+            stats,
+            shutting_down: AtomicBool::new(false),
+        })
     }
 }

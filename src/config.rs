@@ -1,6 +1,7 @@
 //! Typed configuration, layered: built-in defaults < TOML file (`--config`) < environment
 //! (`IMGEDGE_KEY`, nested with `__`, e.g. `IMGEDGE_LIMITS__MAX_SOURCE_PIXELS`) < command-line flags.
 
+use crate::cache::CacheConfig;
 use crate::transform::encode::EncodeSettings;
 use crate::transform::Limits;
 use crate::url::FormatParam;
@@ -37,6 +38,16 @@ pub struct Config {
     pub log_format: LogFormat,
     pub limits: Limits,
     pub encode: EncodeSettings,
+    pub cache: CacheConfig,
+    pub admin: AdminConfig,
+}
+
+/// Operator API (config section `[admin]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token for `DELETE /api/cache/{path}`; the purge API is off without one.
+    pub token: Option<String>,
 }
 
 impl Default for Config {
@@ -50,6 +61,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             limits: Limits::default(),
             encode: EncodeSettings::default(),
+            cache: CacheConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }

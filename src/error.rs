@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 
 /// Everything that can go wrong while answering a request.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A query parameter is malformed or out of range.
     #[error("parameter `{param}`: {reason}")]
@@ -18,6 +18,12 @@ pub enum Error {
     /// The path is not a valid object key (traversal, empty segment, ...).
     #[error("invalid path: {0}")]
     BadPath(&'static str),
+    /// Credentials are missing or wrong.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The request is understood and refused.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The object does not exist at the origin.
     #[error("not found")]
     NotFound,
@@ -58,6 +64,8 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BadParam { .. } | Error::UnknownParam(_) | Error::BadPath(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooManyPixels { .. } | Error::SourceTooLarge(_) | Error::Undecodable(_) => {
@@ -76,6 +84,8 @@ impl Error {
             Error::BadParam { .. } => "bad_param",
             Error::UnknownParam(_) => "unknown_param",
             Error::BadPath(_) => "bad_path",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
             Error::NotFound => "not_found",
             Error::UnsupportedType(_) => "unsupported_type",
             Error::TooManyPixels { .. } => "too_many_pixels",
@@ -121,6 +131,9 @@ impl IntoResponse for Error {
         let mut resp = (status, axum::Json(body)).into_response();
         let h = resp.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static(self.cache_control()));
+        if matches!(self, Error::Unauthorized(_)) {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if matches!(self, Error::Overloaded | Error::TransformTimeout) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

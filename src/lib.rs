@@ -4,9 +4,11 @@
 //! CPU pool) → `http`; `error` is the only place that maps failures to statuses.
 
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod origin;
 pub mod transform;
 pub mod url;

@@ -49,6 +49,7 @@ async fn caching_headers_and_conditional_requests() {
     assert_eq!(h["content-disposition"], "inline; filename=\"nikon-p6000_640x480_gps.webp\"");
     assert_eq!(h["x-cache"], "MISS");
     assert!(h["server-timing"].to_str().unwrap().contains("transform;dur="));
+    assert!(h["server-timing"].to_str().unwrap().contains("origin;dur="));
     let etag = h["etag"].to_str().unwrap().to_string();
     assert!(etag.starts_with('"') && !etag.starts_with("W/"), "strong ETag: {etag}");
     let last_modified = h["last-modified"].to_str().unwrap().to_string();

@@ -2,6 +2,8 @@
 
 mod util;
 
+/// Memory and disk tiers, coalescing, originals cache, purge.
+mod cache;
 /// Bad requests and bad sources: clear 4xx bodies, traversal, the whole bad corpus.
 mod errors;
 /// Every input format in the shared corpus, every output format.

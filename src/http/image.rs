@@ -1,33 +1,24 @@
 //! The image route: one request from URL to bytes.
 //!
-//! parse URL → negotiate format → origin `head` (version) → ETag/304 → origin `get` → transform on the
-//! CPU pool → response with caching headers. Errors from any step go straight to `error.rs`.
+//! parse URL → negotiate format → origin `head` (version) → ETag/304 → memory → disk → coalesced miss
+//! (original from the originals cache or the origin, transform on the CPU pool, store) → response.
+//! Errors from any step go straight to `error.rs`.
 
 use super::headers::{self, security_headers};
-use crate::app::AppState;
-use crate::error::Result;
-use crate::transform;
-use crate::url::ImageRequest;
+use crate::app::{AppState, Timing};
+use crate::cache::coalesce::Role;
+use crate::cache::key::CacheKey;
+use crate::cache::{CacheStatus, Variant};
+use crate::error::{Error, Result};
+use crate::origin::ObjectMeta;
+use crate::transform::{self, OutputChoice};
+use crate::url::{ImageRequest, TransformSpec};
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Cache status of an image response (the `X-Cache` header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheStatus {
-    Miss,
-}
-
-impl CacheStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheStatus::Miss => "MISS",
-        }
-    }
-}
 
 pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
@@ -52,84 +43,153 @@ pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri
     resp
 }
 
-async fn serve(state: &AppState, uri: &Uri, req_headers: &HeaderMap) -> Result<Response> {
+async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap) -> Result<Response> {
     let cfg = &state.config;
     let req = ImageRequest::parse(uri.path(), uri.query(), cfg.default_format)?;
     let (choice, vary) = headers::negotiate(req.spec.format, req_headers.get(header::ACCEPT));
     let quality = choice.quality(&req.spec, &cfg.encode);
     let variant = req.spec.variant(choice.key(), quality);
 
-    let t_origin = Instant::now();
     let meta = state.origin.head(&req.key).await?;
     let etag = headers::etag(state.origin.name(), &req.key, &meta.version, &variant);
-    let common = Common { etag, last_modified: meta.last_modified, vary, cache_control: &cfg.cache_control };
-    if headers::not_modified(req_headers, &common.etag, meta.last_modified) {
+    if headers::not_modified(req_headers, &etag, meta.last_modified) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
-        common.apply(r.headers_mut());
+        apply_common(r.headers_mut(), &etag, meta.last_modified, vary, &cfg.cache_control);
         return Ok(r);
     }
 
-    let obj = state.origin.get(&req.key, cfg.limits.max_source_bytes).await?;
-    let common = if obj.meta.version != meta.version {
-        // the object changed between head and get: label the bytes we transform
-        Common {
-            etag: headers::etag(state.origin.name(), &req.key, &obj.meta.version, &variant),
-            last_modified: obj.meta.last_modified,
-            ..common
+    let key = CacheKey::new(state.origin.name(), &req.key, &meta.version, &variant);
+    let t_cache = Instant::now();
+    if let Some((v, status)) = state.caches.lookup(&key).await {
+        let timing = format!("cache;desc=\"{}\";dur={:.2}", status.as_str(), ms(t_cache.elapsed()));
+        return Ok(respond(&v, status, &req, vary, &cfg.cache_control, &timing));
+    }
+    if let Some(err) = state.failures.get(&key).await {
+        return Err(err);
+    }
+
+    let job = Job { state: state.clone(), object_key: req.key.clone(), meta, spec: req.spec.clone(), choice, etag };
+    let t_wait = Instant::now();
+    let (result, role) = state.flights.run(key.clone(), move || job.produce(key)).await;
+    let (v, t) = result?;
+    let (status, timing) = match role {
+        Role::Leader => (
+            CacheStatus::Miss,
+            format!(
+                "origin;dur={:.1}, transform;dur={:.1}, cache;dur={:.2}",
+                ms(t.origin),
+                ms(t.transform),
+                ms(t_cache.elapsed() - t_wait.elapsed())
+            ),
+        ),
+        Role::Follower => {
+            state.stats.coalesced.inc();
+            (CacheStatus::Coalesced, format!("coalesced;dur={:.1}", ms(t_wait.elapsed())))
         }
-    } else {
-        common
     };
-    let origin_time = t_origin.elapsed();
-
-    let t_transform = Instant::now();
-    let spec = req.spec.clone();
-    let (limits, enc) = (cfg.limits.clone(), cfg.encode.clone());
-    let src = obj.bytes;
-    let out = state.pool.run(move || transform::run(&src, &spec, choice, &limits, &enc)).await?;
-    let transform_time = t_transform.elapsed();
-
-    let mut r = Response::new(Body::from(out.bytes.clone()));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(out.format.mime()));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(out.bytes.len()));
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        headers::content_disposition(&req.key, out.format, req.spec.download.as_ref()),
-    );
-    h.insert("x-cache", HeaderValue::from_static(CacheStatus::Miss.as_str()));
-    h.insert("server-timing", server_timing(origin_time, transform_time));
-    common.apply(h);
-    Ok(r)
+    Ok(respond(&v, status, &req, vary, &cfg.cache_control, &timing))
 }
 
-/// Headers shared by 200 and 304 answers for one variant.
-struct Common<'a> {
+/// The work of a miss, done once per variant however many requests wait for it.
+struct Job {
+    state: Arc<AppState>,
+    object_key: String,
+    meta: ObjectMeta,
+    spec: TransformSpec,
+    choice: OutputChoice,
     etag: String,
-    last_modified: Option<std::time::SystemTime>,
-    vary: bool,
-    cache_control: &'a str,
 }
 
-impl Common<'_> {
-    fn apply(&self, h: &mut HeaderMap) {
-        if let Ok(v) = HeaderValue::from_str(&self.etag) {
-            h.insert(header::ETAG, v);
+impl Job {
+    async fn produce(self, key: CacheKey) -> Result<(Arc<Variant>, Timing)> {
+        let state = &self.state;
+        // A flight for this key may have finished between our lookup and this one starting.
+        if let Some((v, _)) = state.caches.lookup(&key).await {
+            return Ok((v, Timing::default()));
         }
-        if let Some(t) = self.last_modified {
-            h.insert(header::LAST_MODIFIED, headers::http_date(t));
-        }
-        if self.vary {
-            h.insert(header::VARY, HeaderValue::from_static("Accept"));
-        }
-        if let Ok(v) = HeaderValue::from_str(self.cache_control) {
-            h.insert(header::CACHE_CONTROL, v);
-        }
-        security_headers(h);
+        let t = Instant::now();
+        let max = state.config.limits.max_source_bytes;
+        let version = self.meta.version.clone();
+        let fetch = async {
+            state.stats.origin_fetches.inc();
+            let obj = state.origin.get(&self.object_key, max).await?;
+            if obj.meta.version != version {
+                // replaced between head and get: do not file new bytes under the old version
+                return Err(Error::OriginUnavailable("the object changed while it was being read".into()));
+            }
+            Ok(obj.bytes)
+        };
+        let src = state.caches.original(&key.object, &version, fetch).await?;
+        let origin = t.elapsed();
+
+        let t = Instant::now();
+        let (spec, choice) = (self.spec, self.choice);
+        let (limits, enc) = (state.config.limits.clone(), state.config.encode.clone());
+        let out = match state.pool.run(move || transform::run(&src, &spec, choice, &limits, &enc)).await {
+            Ok(out) => out,
+            Err(e) => {
+                if e.status().is_client_error() {
+                    state.failures.insert(key, e.clone()).await;
+                }
+                return Err(e);
+            }
+        };
+        state.stats.transforms.inc();
+        let v = Arc::new(Variant {
+            body: out.bytes,
+            format: out.format,
+            etag: self.etag,
+            last_modified: self.meta.last_modified,
+        });
+        state.caches.store(key, v.clone()).await;
+        Ok((v, Timing { origin, transform: t.elapsed() }))
     }
 }
 
-fn server_timing(origin: Duration, transform: Duration) -> HeaderValue {
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    HeaderValue::from_str(&format!("origin;dur={:.1}, transform;dur={:.1}", ms(origin), ms(transform))).expect("ASCII")
+fn respond(
+    v: &Variant,
+    status: CacheStatus,
+    req: &ImageRequest,
+    vary: bool,
+    cache_control: &str,
+    timing: &str,
+) -> Response {
+    let mut r = Response::new(Body::from(v.body.clone()));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(v.format.mime()));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(v.body.len()));
+    h.insert(header::CONTENT_DISPOSITION, headers::content_disposition(&req.key, v.format, req.spec.download.as_ref()));
+    h.insert("x-cache", HeaderValue::from_static(status.as_str()));
+    if let Ok(t) = HeaderValue::from_str(timing) {
+        h.insert("server-timing", t);
+    }
+    apply_common(h, &v.etag, v.last_modified, vary, cache_control);
+    r
+}
+
+/// Headers shared by 200 and 304 answers for one variant.
+fn apply_common(
+    h: &mut HeaderMap,
+    etag: &str,
+    last_modified: Option<std::time::SystemTime>,
+    vary: bool,
+    cache_control: &str,
+) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Some(t) = last_modified {
+        h.insert(header::LAST_MODIFIED, headers::http_date(t));
+    }
+    if vary {
+        h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
+    if let Ok(v) = HeaderValue::from_str(cache_control) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    security_headers(h);
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }

@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, per-request logging, panic safety, and the server loop with graceful shutdown.
 
+pub mod admin;
 pub mod headers;
 pub mod health;
 pub mod image;
@@ -8,7 +9,7 @@ use crate::app::AppState;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +20,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/api/cache/{*path}", delete(admin::purge))
         .fallback(image::handle)
         .with_state(state)
         .layer(middleware::from_fn(access_log))

@@ -1,0 +1,49 @@
+//! Memory tier: moka (TinyLFU admission, LRU eviction), weighted by body bytes. A hit clones an `Arc`;
+//! the body is a shared `Bytes`, never copied.
+
+use super::key::{CacheKey, ObjectId};
+use super::Variant;
+use moka::future::Cache;
+use std::sync::Arc;
+
+pub struct MemoryTier {
+    cache: Cache<CacheKey, Arc<Variant>>,
+}
+
+impl MemoryTier {
+    pub fn new(max_bytes: u64) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_k: &CacheKey, v: &Arc<Variant>| (v.body.len() + 256).min(u32::MAX as usize) as u32)
+            .support_invalidation_closures()
+            .build();
+        MemoryTier { cache }
+    }
+
+    pub async fn get(&self, key: &CacheKey) -> Option<Arc<Variant>> {
+        self.cache.get(key).await
+    }
+
+    pub async fn insert(&self, key: CacheKey, v: Arc<Variant>) {
+        self.cache.insert(key, v).await;
+    }
+
+    /// Drop every variant of `object`.
+    pub fn purge(&self, object: &ObjectId) {
+        let object = object.clone();
+        // only fails without support_invalidation_closures, which the builder sets
+        let _ = self.cache.invalidate_entries_if(move |k, _| k.object == object);
+    }
+
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    pub async fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+}

@@ -1,0 +1,43 @@
+//! Operator API: `DELETE /api/cache/{path}` purges every variant of one object from every tier.
+
+use crate::app::AppState;
+use crate::cache::key::ObjectId;
+use crate::error::{Error, Result};
+use crate::url::path::object_key;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderMap, Uri};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Check `Authorization: Bearer <admin.token>` in constant time.
+pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<()> {
+    let Some(token) = state.config.admin.token.as_deref().filter(|t| !t.is_empty()) else {
+        return Err(Error::Forbidden("the admin API is disabled: set admin.token".into()));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
+    if given.as_bytes().ct_eq(token.as_bytes()).into() {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized("wrong token".into()))
+    }
+}
+
+pub async fn purge(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap) -> Response {
+    let run = async {
+        authorize(&state, &headers)?;
+        let path = uri.path().strip_prefix("/api/cache").unwrap_or("");
+        let key = object_key(path)?;
+        let object = ObjectId::new(state.origin.name(), &key);
+        state.caches.purge(&object).await;
+        tracing::info!(key, "purged");
+        Ok::<_, Error>(axum::Json(serde_json::json!({ "purged": key })).into_response())
+    };
+    let mut r = run.await.unwrap_or_else(IntoResponse::into_response);
+    r.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    r
+}

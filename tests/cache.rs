@@ -1,0 +1,220 @@
+//! Cache tiers and coalescing: memory hits, one transform for a burst of identical misses, originals
+//! fetched once for many widths, disk entries that survive a restart and are checked on read, the disk
+//! budget, and purge.
+
+use crate::util::*;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const BIG: &str = "/photos/olympus-ep3_4032x3024.jpg";
+
+fn entry_files(cache_dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![cache_dir.join("v1")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+async fn wait_for_entries(cache_dir: &Path, n: usize) -> Vec<PathBuf> {
+    for _ in 0..400 {
+        let files = entry_files(cache_dir);
+        if files.len() >= n {
+            return files;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("disk cache did not reach {n} entries");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn second_request_is_a_memory_hit_with_the_same_bytes() {
+    let s = start().await;
+    let url = "/photos/jolla_3264x2448.jpg?w=300&fm=webp";
+    let a = get(&s, url).await;
+    assert_eq!(a.headers()["x-cache"], "MISS");
+    let (etag, body) = (a.headers()["etag"].clone(), a.bytes().await.unwrap());
+    let b = get(&s, url).await;
+    assert_eq!(b.headers()["x-cache"], "HIT-MEMORY");
+    assert_eq!(b.headers()["etag"], etag);
+    assert!(b.headers()["server-timing"].to_str().unwrap().starts_with("cache;"));
+    assert_eq!(b.bytes().await.unwrap(), body);
+    // an equivalent URL is the same variant
+    let c = get(&s, "/photos/jolla_3264x2448.jpg?format=webp&width=150&dpr=2").await;
+    assert_eq!(c.headers()["x-cache"], "HIT-MEMORY");
+    assert_eq!(s.state.stats.transforms.get(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_identical_cold_misses_cost_one_fetch_and_one_transform() {
+    let s = start().await;
+    let url = format!("{}{BIG}?w=800&fm=webp", s.base);
+    let client = client();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (c, u) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let r = c.get(u).send().await.unwrap();
+                let status = r.headers()["x-cache"].to_str().unwrap().to_string();
+                (r.status(), status, r.bytes().await.unwrap())
+            })
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let (code, cache, body) = t.await.unwrap();
+        assert_eq!(code, 200);
+        statuses.push(cache);
+        bodies.push(body);
+    }
+    assert_eq!(s.state.stats.origin_fetches.get(), 1, "one origin fetch");
+    assert_eq!(s.state.stats.transforms.get(), 1, "one transform");
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "50 identical bodies");
+    assert_eq!(statuses.iter().filter(|c| *c == "MISS").count(), 1, "{statuses:?}");
+    assert!(statuses.iter().any(|c| c == "COALESCED"), "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disconnecting_leader_does_not_fail_the_others() {
+    let s = start().await;
+    let url = format!("{}{BIG}?w=640&fm=webp", s.base);
+    // the first client gives up after 20 ms, well before the transform ends
+    let impatient = reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(20)).build().unwrap();
+    let leader = tokio::spawn({
+        let u = url.clone();
+        async move { impatient.get(u).send().await.map(|r| r.status()) }
+    });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let others: Vec<_> = (0..5)
+        .map(|_| {
+            let u = url.clone();
+            tokio::spawn(async move { client().get(u).send().await.unwrap().status() })
+        })
+        .collect();
+    assert!(leader.await.unwrap().is_err(), "the first client timed out");
+    for o in others {
+        assert_eq!(o.await.unwrap(), 200);
+    }
+    assert_eq!(s.state.stats.transforms.get(), 1);
+    assert_eq!(get(&s, &format!("{BIG}?w=640&fm=webp")).await.headers()["x-cache"], "HIT-MEMORY");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_widths_of_one_image_download_it_once() {
+    let s = start().await;
+    for w in [200, 400, 600, 800] {
+        assert_eq!(get(&s, &format!("{BIG}?w={w}&fm=jpeg")).await.status(), 200);
+    }
+    assert_eq!(s.state.stats.origin_fetches.get(), 1);
+    assert_eq!(s.state.stats.transforms.get(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disk_entries_survive_a_restart_and_damage_is_a_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().to_path_buf();
+    let urls = [
+        "/photos/jolla_3264x2448.jpg?w=320&fm=webp",
+        "/photos/jolla_3264x2448.jpg?w=321&fm=webp",
+        "/photos/jolla_3264x2448.jpg?w=322&fm=webp",
+    ];
+    let mut bodies = Vec::new();
+    {
+        let cd = cache_dir.clone();
+        let s = start_with(&corpus(), move |c| c.cache_dir = cd).await;
+        for u in urls {
+            bodies.push(get(&s, u).await.bytes().await.unwrap());
+        }
+        wait_for_entries(&cache_dir, 3).await;
+    }
+    // restart on the same directory: disk hits, no origin fetch
+    let cd = cache_dir.clone();
+    let s = start_with(&corpus(), move |c| c.cache_dir = cd).await;
+    let r = get(&s, urls[0]).await;
+    assert_eq!(r.headers()["x-cache"], "HIT-DISK");
+    assert_eq!(r.bytes().await.unwrap(), bodies[0]);
+    assert_eq!(s.state.stats.origin_fetches.get(), 0);
+    drop(s);
+
+    // truncate one entry and flip a bit in another, then restart: both are misses, refetched, correct
+    let files = entry_files(&cache_dir);
+    let mut sized: Vec<_> = files.iter().map(|f| (std::fs::read(f).unwrap(), f.clone())).collect();
+    sized.sort();
+    for (data, f) in &sized {
+        std::fs::write(f, &data[..data.len() - 100]).unwrap(); // truncate all, then fix one below
+    }
+    let (data, f) = &sized[0];
+    let mut flipped = data.clone();
+    let n = flipped.len() - 500;
+    flipped[n] ^= 0x40;
+    std::fs::write(f, flipped).unwrap();
+    let cd = cache_dir.clone();
+    let s = start_with(&corpus(), move |c| c.cache_dir = cd).await;
+    for (u, want) in urls.iter().zip(&bodies) {
+        let r = get(&s, u).await;
+        assert_eq!(r.headers()["x-cache"], "MISS", "{u}: a damaged entry is a miss");
+        assert_eq!(&r.bytes().await.unwrap(), want, "{u}: the right bytes are served");
+    }
+    assert_eq!(s.state.stats.disk_corrupt.get(), 3);
+    assert_eq!(s.state.stats.transforms.get(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_disk_stays_within_its_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let cd = dir.path().to_path_buf();
+    let budget = 200_000;
+    let s = start_with(&corpus(), move |c| {
+        c.cache_dir = cd;
+        c.cache.disk_bytes = budget;
+    })
+    .await;
+    let mut written = 0;
+    for w in 100..130 {
+        written += get(&s, &format!("/photos/hato_3082x2048.jpg?w={w}0&fm=jpeg")).await.bytes().await.unwrap().len();
+    }
+    assert!(written > 2 * budget as usize, "the test writes well past the budget ({written} bytes)");
+    tokio::time::sleep(Duration::from_millis(300)).await; // background writes land
+    let on_disk: u64 = entry_files(dir.path()).iter().map(|f| f.metadata().map(|m| m.len()).unwrap_or(0)).sum();
+    assert!(on_disk <= budget, "{on_disk} bytes on disk for a {budget}-byte budget");
+    assert!(on_disk > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn purge_removes_every_variant_from_every_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let cd = dir.path().to_path_buf();
+    let s = start_with(&corpus(), move |c| {
+        c.cache_dir = cd;
+        c.admin.token = Some("s3cret".into());
+    })
+    .await;
+    let keep = "/photos/jolla_3264x2448.jpg?w=100&fm=png";
+    for u in
+        ["/photos/nikon-p6000_640x480_gps.jpg?w=100&fm=png", "/photos/nikon-p6000_640x480_gps.jpg?w=50&fm=webp", keep]
+    {
+        get(&s, u).await;
+    }
+    wait_for_entries(dir.path(), 3).await;
+    let purge = format!("{}/api/cache/photos/nikon-p6000_640x480_gps.jpg", s.base);
+    assert_eq!(client().delete(&purge).send().await.unwrap().status(), 401);
+    assert_eq!(client().delete(&purge).bearer_auth("wrong").send().await.unwrap().status(), 401);
+    let r = client().delete(&purge).bearer_auth("s3cret").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(entry_files(dir.path()).len(), 1, "only the other object's entry is left on disk");
+    let r = get(&s, "/photos/nikon-p6000_640x480_gps.jpg?w=100&fm=png").await;
+    assert_eq!(r.headers()["x-cache"], "MISS");
+    assert_eq!(get(&s, keep).await.headers()["x-cache"], "HIT-MEMORY");
+
+    let s2 = start().await;
+    let r = client().delete(format!("{}/api/cache/x.jpg", s2.base)).bearer_auth("any").send().await.unwrap();
+    assert_eq!(r.status(), 403, "no admin token configured: the API is off");
+}
