@@ -7,7 +7,7 @@ use crate::cache::{Caches, Variant};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Stats;
-use crate::origin::Origin;
+use crate::origin::Origins;
 use crate::transform::pool::CpuPool;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ pub struct Timing {
 
 pub struct AppState {
     pub config: Config,
-    pub origin: Origin,
+    pub origins: Origins,
     pub pool: CpuPool,
     pub caches: Caches,
     pub flights: Flights<CacheKey, (Arc<Variant>, Timing)>,
@@ -35,9 +35,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config) -> Result<Self, String> {
+    pub async fn new(config: Config) -> Result<Self, String> {
         config.validate()?;
-        let origin = Origin::from_spec(&config.origin)?;
+        let origins =
+            Origins::new(&config.origin, &config.origin_options, &config.origins, &config.remote, &config.fetch)
+                .await?;
         std::fs::create_dir_all(&config.cache_dir)
             .map_err(|e| format!("cache dir {}: {e}", config.cache_dir.display()))?;
         let l = &config.limits;
@@ -49,7 +51,7 @@ impl AppState {
             moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(60)).build();
         Ok(AppState {
             config,
-            origin,
+            origins,
             pool,
             caches,
             flights: Flights::default(),

@@ -2,6 +2,7 @@
 //! (`IMGEDGE_KEY`, nested with `__`, e.g. `IMGEDGE_LIMITS__MAX_SOURCE_PIXELS`) < command-line flags.
 
 use crate::cache::CacheConfig;
+use crate::origin::{FetchConfig, NamedOrigin, OriginOptions, RemoteConfig};
 use crate::transform::encode::EncodeSettings;
 use crate::transform::Limits;
 use crate::url::FormatParam;
@@ -26,8 +27,16 @@ pub enum LogFormat {
 pub struct Config {
     /// Address of the public listener.
     pub listen: SocketAddr,
-    /// Where originals come from: a directory.
+    /// The default origin: a directory, `s3://bucket[/prefix][?options]` or `http(s)://host[/base]`.
     pub origin: String,
+    /// Settings of the default origin (provider, region, endpoint, credentials, ...).
+    pub origin_options: OriginOptions,
+    /// Named origins, each mounted at a path prefix (`[[origins]]`).
+    pub origins: Vec<NamedOrigin>,
+    /// Timeouts, redirects and the SSRF guard for network origins.
+    pub fetch: FetchConfig,
+    /// `/remote/<url>` sources (off by default).
+    pub remote: RemoteConfig,
     /// Directory for imgedge's data (disk cache).
     pub cache_dir: PathBuf,
     /// Output format when a URL has no `fm`: auto, webp, avif, jpeg or png.
@@ -55,6 +64,10 @@ impl Default for Config {
         Config {
             listen: "0.0.0.0:8080".parse().expect("valid address"),
             origin: "images".into(),
+            origin_options: OriginOptions::default(),
+            origins: Vec::new(),
+            fetch: FetchConfig::default(),
+            remote: RemoteConfig::default(),
             cache_dir: "data/cache".into(),
             default_format: FormatParam::Auto,
             cache_control: "public, max-age=86400, stale-while-revalidate=604800".into(),
@@ -73,7 +86,8 @@ pub struct Overrides {
     /// Address to listen on [config: listen, env: IMGEDGE_LISTEN, default: 0.0.0.0:8080]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Origin of the originals: a directory [config: origin, env: IMGEDGE_ORIGIN, default: images]
+    /// Default origin: DIR, s3://bucket[/prefix][?provider=r2&region=..&endpoint=..&path_style=true] or
+    /// http(s)://host[/base] [config: origin, env: IMGEDGE_ORIGIN, default: images]
     #[arg(long, value_name = "SPEC")]
     pub origin: Option<String>,
     /// Directory for cached results [config: cache_dir, env: IMGEDGE_CACHE_DIR, default: data/cache]

@@ -85,11 +85,11 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let listen = config.listen;
-        let state = Arc::new(AppState::new(config)?);
+        let state = Arc::new(AppState::new(config).await?);
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("listen {listen}: {e}"))?;
         tracing::info!(
             addr = %listener.local_addr().map_err(|e| e.to_string())?,
-            origin = %state.config.origin,
+            origin = %state.origins.default.kind_name(),
             workers = state.pool.workers(),
             "imgedge listening"
         );

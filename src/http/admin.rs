@@ -32,7 +32,9 @@ pub async fn purge(State(state): State<Arc<AppState>>, uri: Uri, headers: Header
         authorize(&state, &headers)?;
         let path = uri.path().strip_prefix("/api/cache").unwrap_or("");
         let key = object_key(path)?;
-        let object = ObjectId::new(state.origin.name(), &key);
+        let (origin, inner) = state.origins.route(&key);
+        let object = ObjectId::new(origin.name(), inner);
+        origin.forget(inner).await;
         state.caches.purge(&object).await;
         tracing::info!(key, "purged");
         Ok::<_, Error>(axum::Json(serde_json::json!({ "purged": key })).into_response())

@@ -22,9 +22,14 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.shutting_down.load(Ordering::SeqCst) {
         return answer(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "shutting down"}));
     }
-    if let Err(e) = state.origin.check().await {
-        tracing::warn!(error = %e, "readiness: origin check failed");
-        return answer(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "origin unavailable"}));
+    for origin in state.origins.all() {
+        if let Err(e) = origin.check().await {
+            tracing::warn!(origin = origin.name(), error = %e, "readiness: origin check failed");
+            return answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"status": "origin unavailable", "origin": origin.name()}),
+            );
+        }
     }
     let probe = state.config.cache_dir.join(".readyz");
     if let Err(e) = tokio::fs::write(&probe, b"ok").await {

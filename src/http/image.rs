@@ -10,7 +10,7 @@ use crate::cache::coalesce::Role;
 use crate::cache::key::CacheKey;
 use crate::cache::{CacheStatus, Variant};
 use crate::error::{Error, Result};
-use crate::origin::ObjectMeta;
+use crate::origin::{ObjectMeta, Origin};
 use crate::transform::{self, OutputChoice};
 use crate::url::{ImageRequest, TransformSpec};
 use axum::body::Body;
@@ -45,20 +45,37 @@ pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri
 
 async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap) -> Result<Response> {
     let cfg = &state.config;
-    let req = ImageRequest::parse(uri.path(), uri.query(), cfg.default_format)?;
+    let (origin, req) = match (uri.path().strip_prefix("/remote/"), &state.origins.remote) {
+        (Some(encoded), Some(remote)) => {
+            // the source URL is the key: percent-decoded once, then checked against the allowlist
+            let url = percent_encoding::percent_decode_str(encoded)
+                .decode_utf8()
+                .map_err(|_| Error::BadPath("remote URL is not valid UTF-8"))?
+                .into_owned();
+            let spec = crate::url::params::parse(uri.query().unwrap_or(""), cfg.default_format)?;
+            (remote.clone(), ImageRequest { key: url, spec })
+        }
+        _ => {
+            let mut req = ImageRequest::parse(uri.path(), uri.query(), cfg.default_format)?;
+            let (origin, inner) = state.origins.route(&req.key);
+            let (origin, inner) = (origin.clone(), inner.to_string());
+            req.key = inner;
+            (origin, req)
+        }
+    };
     let (choice, vary) = headers::negotiate(req.spec.format, req_headers.get(header::ACCEPT));
     let quality = choice.quality(&req.spec, &cfg.encode);
     let variant = req.spec.variant(choice.key(), quality);
 
-    let meta = state.origin.head(&req.key).await?;
-    let etag = headers::etag(state.origin.name(), &req.key, &meta.version, &variant);
+    let meta = origin.head(&req.key).await?;
+    let etag = headers::etag(origin.name(), &req.key, &meta.version, &variant);
     if headers::not_modified(req_headers, &etag, meta.last_modified) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         apply_common(r.headers_mut(), &etag, meta.last_modified, vary, &cfg.cache_control);
         return Ok(r);
     }
 
-    let key = CacheKey::new(state.origin.name(), &req.key, &meta.version, &variant);
+    let key = CacheKey::new(origin.name(), &req.key, &meta.version, &variant);
     let t_cache = Instant::now();
     if let Some((v, status)) = state.caches.lookup(&key).await {
         let timing = format!("cache;desc=\"{}\";dur={:.2}", status.as_str(), ms(t_cache.elapsed()));
@@ -68,7 +85,8 @@ async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap) -> Res
         return Err(err);
     }
 
-    let job = Job { state: state.clone(), object_key: req.key.clone(), meta, spec: req.spec.clone(), choice, etag };
+    let job =
+        Job { state: state.clone(), origin, object_key: req.key.clone(), meta, spec: req.spec.clone(), choice, etag };
     let t_wait = Instant::now();
     let (result, role) = state.flights.run(key.clone(), move || job.produce(key)).await;
     let (v, t) = result?;
@@ -93,6 +111,7 @@ async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap) -> Res
 /// The work of a miss, done once per variant however many requests wait for it.
 struct Job {
     state: Arc<AppState>,
+    origin: Arc<Origin>,
     object_key: String,
     meta: ObjectMeta,
     spec: TransformSpec,
@@ -112,7 +131,7 @@ impl Job {
         let version = self.meta.version.clone();
         let fetch = async {
             state.stats.origin_fetches.inc();
-            let obj = state.origin.get(&self.object_key, max).await?;
+            let obj = self.origin.get(&self.object_key, max).await?;
             if obj.meta.version != version {
                 // replaced between head and get: do not file new bytes under the old version
                 return Err(Error::OriginUnavailable("the object changed while it was being read".into()));

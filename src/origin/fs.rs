@@ -43,7 +43,12 @@ impl FsOrigin {
     fn meta_of(m: &std::fs::Metadata) -> ObjectMeta {
         let modified = m.modified().ok();
         let nanos = modified.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
-        ObjectMeta { version: format!("{:x}-{:x}", m.len(), nanos), last_modified: modified, size: Some(m.len()) }
+        ObjectMeta {
+            version: format!("{:x}-{:x}", m.len(), nanos),
+            etag: None,
+            last_modified: modified,
+            size: Some(m.len()),
+        }
     }
 
     pub async fn head(&self, key: &str) -> Result<ObjectMeta> {

@@ -38,7 +38,7 @@ pub async fn start_with(origin: &Path, tweak: impl FnOnce(&mut Config)) -> Serve
         ..Config::default()
     };
     tweak(&mut config);
-    let state = Arc::new(AppState::new(config).expect("valid test config"));
+    let state = Arc::new(AppState::new(config).await.expect("valid test config"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let st = state.clone();
