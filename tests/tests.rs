@@ -14,3 +14,5 @@ mod geometry;
 mod headers;
 /// All 8 EXIF orientations (and AVIF irot), also under shrink-on-load and crops.
 mod orientation;
+/// S3 (in-process s3s server) and HTTP origins, revalidation, the SSRF guard.
+mod origins;

@@ -236,9 +236,7 @@ impl Origin {
             Kind::Http { base, .. } => {
                 let encoded: String = key
                     .split('/')
-                    .map(|seg| {
-                        percent_encoding::utf8_percent_encode(seg, percent_encoding::NON_ALPHANUMERIC).to_string()
-                    })
+                    .map(|seg| percent_encoding::utf8_percent_encode(seg, PATH_SEGMENT).to_string())
                     .collect::<Vec<_>>()
                     .join("/");
                 base.join(&encoded).map_err(|_| Error::BadPath("not a valid URL path"))
@@ -354,6 +352,10 @@ impl Origin {
         }
     }
 }
+
+/// What must be escaped in one URL path segment (RFC 3986 unreserved characters stay as they are).
+const PATH_SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 fn policy_request(key: &str) -> ::http::Request<()> {
     let path: String = percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC).to_string();

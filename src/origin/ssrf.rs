@@ -46,9 +46,13 @@ fn refused_v4(v4: Ipv4Addr) -> bool {
         || o[0] >= 240 // reserved
 }
 
-/// A host pattern: `example.com` (exact) or `*.example.com` (any subdomain, not the apex).
+/// A host pattern: `example.com` (exact), `*.example.com` (any subdomain, not the apex) or `*` (any
+/// host; the SSRF guard still applies).
 pub fn host_matches(pattern: &str, host: &str) -> bool {
     let (p, h) = (pattern.to_ascii_lowercase(), host.to_ascii_lowercase());
+    if p == "*" {
+        return true;
+    }
     match p.strip_prefix("*.") {
         Some(suffix) => h.len() > suffix.len() && h.ends_with(&format!(".{suffix}")),
         None => p == h,

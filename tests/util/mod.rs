@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod servers;
+
 use imgedge::{AppState, Config};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
