@@ -18,6 +18,8 @@ use std::time::Duration;
 pub struct Timing {
     pub origin: Duration,
     pub transform: Duration,
+    /// The variant came from the shared result store (no fetch, no transform).
+    pub from_store: bool,
 }
 
 pub struct AppState {
@@ -45,8 +47,7 @@ impl AppState {
         let l = &config.limits;
         let pool = CpuPool::new(l.workers, l.max_queue, Duration::from_secs_f64(l.transform_timeout_secs));
         let stats = Arc::new(Stats::default());
-        let caches = Caches::new(&config.cache, &config.cache_dir, stats.clone())
-            .map_err(|e| format!("cache dir {}: {e}", config.cache_dir.display()))?;
+        let caches = Caches::new(&config.cache, &config.cache_dir, &config.fetch, stats.clone()).await?;
         let failures =
             moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(60)).build();
         Ok(AppState {

@@ -218,3 +218,57 @@ async fn purge_removes_every_variant_from_every_tier() {
     let r = client().delete(format!("{}/api/cache/x.jpg", s2.base)).bearer_auth("any").send().await.unwrap();
     assert_eq!(r.status(), 403, "no admin token configured: the API is off");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_sharing_a_store_make_each_variant_once() {
+    use crate::util::servers::*;
+    let s3 = start_s3().await;
+    let client = s3_client(&s3.endpoint).await;
+    client.create_bucket().bucket("results").send().await.unwrap();
+    let store = |c: &mut imgedge::Config| {
+        c.cache.store.spec = format!("s3://results/variants?endpoint={}&region=us-east-1&path_style=true", s3.endpoint);
+        c.cache.store.options.access_key_id = Some(AK.into());
+        c.cache.store.options.secret_access_key = Some(SK.into());
+    };
+    let a = start_with(&corpus(), store).await;
+    let b = start_with(&corpus(), store).await;
+    let url = "/photos/jolla_3264x2448.jpg?w=333&fm=webp";
+    let ra = get(&a, url).await;
+    assert_eq!(ra.headers()["x-cache"], "MISS");
+    let body = ra.bytes().await.unwrap();
+    // wait for the background write to the store
+    let mut stored = false;
+    for _ in 0..200 {
+        let list = client.list_objects_v2().bucket("results").prefix("variants/").send().await.unwrap();
+        if list.key_count().unwrap_or(0) > 0 {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(stored, "replica A wrote the variant to the store");
+    let rb = get(&b, url).await;
+    assert_eq!(rb.headers()["x-cache"], "HIT-STORE");
+    assert_eq!(rb.bytes().await.unwrap(), body);
+    assert_eq!(
+        b.state.stats.transforms.get() + b.state.stats.origin_fetches.get(),
+        0,
+        "B neither fetched nor transformed"
+    );
+    assert_eq!(get(&b, url).await.headers()["x-cache"], "HIT-MEMORY", "B keeps it locally after a store hit");
+
+    // a purge on one replica removes the shared copy too
+    let admin = start_with(&corpus(), |c| {
+        store(c);
+        c.admin.token = Some("t".into());
+    })
+    .await;
+    let r = client_delete(&admin, "/api/cache/photos/jolla_3264x2448.jpg", "t").await;
+    assert_eq!(r, 200);
+    let list = client.list_objects_v2().bucket("results").prefix("variants/").send().await.unwrap();
+    assert_eq!(list.key_count().unwrap_or(0), 0, "purged from the store");
+}
+
+async fn client_delete(s: &Server, path: &str, token: &str) -> u16 {
+    client().delete(format!("{}{path}", s.base)).bearer_auth(token).send().await.unwrap().status().as_u16()
+}

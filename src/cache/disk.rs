@@ -177,7 +177,8 @@ impl DiskTier {
     }
 }
 
-fn encode_entry(v: &Variant) -> Vec<u8> {
+/// Serialise an entry: magic, header (response metadata + BLAKE3 of the body), body.
+pub(super) fn encode_entry(v: &Variant) -> Vec<u8> {
     let header = Header {
         format: v.format.as_str().to_string(),
         etag: v.etag.clone(),
@@ -195,7 +196,7 @@ fn encode_entry(v: &Variant) -> Vec<u8> {
 }
 
 /// Parse and verify an entry; `None` for anything truncated, altered or unknown.
-fn decode_entry(data: Bytes) -> Option<Variant> {
+pub(super) fn decode_entry(data: Bytes) -> Option<Variant> {
     if data.len() < 12 || &data[..8] != MAGIC {
         return None;
     }

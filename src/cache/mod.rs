@@ -6,9 +6,11 @@ pub mod coalesce;
 pub mod disk;
 pub mod key;
 pub mod memory;
+pub mod store;
 
 use crate::error::{Error, Result};
 use crate::metrics::Stats;
+use crate::origin::FetchConfig;
 use crate::url::OutputFormat;
 use bytes::Bytes;
 use key::{CacheKey, ObjectId};
@@ -27,11 +29,18 @@ pub struct CacheConfig {
     pub disk_bytes: u64,
     /// Memory for recently fetched originals, in bytes.
     pub originals_bytes: u64,
+    /// Shared result store for several replicas (`[cache.store]`).
+    pub store: store::StoreConfig,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { memory_bytes: 256 << 20, disk_bytes: 10 << 30, originals_bytes: 256 << 20 }
+        CacheConfig {
+            memory_bytes: 256 << 20,
+            disk_bytes: 10 << 30,
+            originals_bytes: 256 << 20,
+            store: store::StoreConfig::default(),
+        }
     }
 }
 
@@ -69,38 +78,65 @@ impl CacheStatus {
 pub struct Caches {
     pub memory: memory::MemoryTier,
     pub disk: Option<Arc<disk::DiskTier>>,
+    pub store: Option<Arc<store::Store>>,
     originals: moka::future::Cache<(ObjectId, String), Bytes>,
 }
 
 impl Caches {
-    pub fn new(cfg: &CacheConfig, dir: &Path, stats: Arc<Stats>) -> std::io::Result<Self> {
-        let disk = if cfg.disk_bytes > 0 { Some(disk::DiskTier::open(dir, cfg.disk_bytes, stats)?) } else { None };
+    pub async fn new(cfg: &CacheConfig, dir: &Path, fetch: &FetchConfig, stats: Arc<Stats>) -> Result<Self, String> {
+        let disk = if cfg.disk_bytes > 0 {
+            Some(
+                disk::DiskTier::open(dir, cfg.disk_bytes, stats)
+                    .map_err(|e| format!("cache dir {}: {e}", dir.display()))?,
+            )
+        } else {
+            None
+        };
+        let store = store::Store::new(&cfg.store, fetch).await?;
         let originals = moka::future::Cache::builder()
             .max_capacity(cfg.originals_bytes)
             .weigher(|_k: &(ObjectId, String), v: &Bytes| v.len().min(u32::MAX as usize) as u32)
             .support_invalidation_closures()
             .build();
-        Ok(Caches { memory: memory::MemoryTier::new(cfg.memory_bytes), disk, originals })
+        Ok(Caches { memory: memory::MemoryTier::new(cfg.memory_bytes), disk, store, originals })
     }
 
-    /// Memory, then disk (a disk hit is promoted to memory).
+    /// Memory, then disk, then the shared store (hits are promoted to the faster tiers).
     pub async fn lookup(&self, key: &CacheKey) -> Option<(Arc<Variant>, CacheStatus)> {
         if let Some(v) = self.memory.get(key).await {
             return Some((v, CacheStatus::HitMemory));
         }
-        let disk = self.disk.as_ref()?;
-        let v = disk.get(key).await?;
-        self.memory.insert(key.clone(), v.clone()).await;
-        Some((v, CacheStatus::HitDisk))
+        if let Some(disk) = &self.disk {
+            if let Some(v) = disk.get(key).await {
+                self.memory.insert(key.clone(), v.clone()).await;
+                return Some((v, CacheStatus::HitDisk));
+            }
+        }
+        None
     }
 
-    /// Keep a fresh variant: in memory now, on disk in the background.
-    pub async fn store(&self, key: CacheKey, v: Arc<Variant>) {
+    /// The shared store, looked up only by the leader of a miss (one request per variant and replica).
+    pub async fn lookup_store(&self, key: &CacheKey) -> Option<Arc<Variant>> {
+        let v = Arc::new(self.store.as_ref()?.get(key).await?);
+        self.keep_locally(key.clone(), v.clone()).await;
+        Some(v)
+    }
+
+    async fn keep_locally(&self, key: CacheKey, v: Arc<Variant>) {
         if let Some(disk) = &self.disk {
             let (disk, key, v) = (disk.clone(), key.clone(), v.clone());
             tokio::spawn(async move { disk.put(&key, &v).await });
         }
         self.memory.insert(key, v).await;
+    }
+
+    /// Keep a fresh variant: in memory now, on disk and in the shared store in the background.
+    pub async fn store(&self, key: CacheKey, v: Arc<Variant>) {
+        if let Some(store) = &self.store {
+            let (store, key, v) = (store.clone(), key.clone(), v.clone());
+            tokio::spawn(async move { store.put(&key, &v).await });
+        }
+        self.keep_locally(key, v).await;
     }
 
     /// The original `(object, version)`, fetched by `fetch` at most once at a time and kept while memory
@@ -122,6 +158,9 @@ impl Caches {
         let _ = self.originals.invalidate_entries_if(move |k, _| k.0 == o);
         if let Some(disk) = &self.disk {
             disk.purge(object).await;
+        }
+        if let Some(store) = &self.store {
+            store.purge(object).await;
         }
         self.memory.run_pending_tasks().await;
         self.originals.run_pending_tasks().await;

@@ -91,6 +91,7 @@ async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap) -> Res
     let (result, role) = state.flights.run(key.clone(), move || job.produce(key)).await;
     let (v, t) = result?;
     let (status, timing) = match role {
+        Role::Leader if t.from_store => (CacheStatus::HitStore, format!("store;dur={:.1}", ms(t_wait.elapsed()))),
         Role::Leader => (
             CacheStatus::Miss,
             format!(
@@ -125,6 +126,10 @@ impl Job {
         // A flight for this key may have finished between our lookup and this one starting.
         if let Some((v, _)) = state.caches.lookup(&key).await {
             return Ok((v, Timing::default()));
+        }
+        // Another replica may have made it already.
+        if let Some(v) = state.caches.lookup_store(&key).await {
+            return Ok((v, Timing { from_store: true, ..Timing::default() }));
         }
         let t = Instant::now();
         let max = state.config.limits.max_source_bytes;
@@ -161,7 +166,7 @@ impl Job {
             last_modified: self.meta.last_modified,
         });
         state.caches.store(key, v.clone()).await;
-        Ok((v, Timing { origin, transform: t.elapsed() }))
+        Ok((v, Timing { origin, transform: t.elapsed(), from_store: false }))
     }
 }
 
