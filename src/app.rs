@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Stats;
 use crate::origin::Origins;
+use crate::security::Admission;
 use crate::transform::pool::CpuPool;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct AppState {
     /// repeated bad request costs no CPU. Server errors are never remembered.
     pub failures: moka::future::Cache<CacheKey, Error>,
     pub stats: Arc<Stats>,
+    /// Signatures, client addresses and the rate limit.
+    pub admission: Admission,
     /// Set when shutdown begins: `/readyz` fails so load balancers drain this instance.
     pub shutting_down: AtomicBool,
 }
@@ -48,6 +51,7 @@ impl AppState {
         let pool = CpuPool::new(l.workers, l.max_queue, Duration::from_secs_f64(l.transform_timeout_secs));
         let stats = Arc::new(Stats::default());
         let caches = Caches::new(&config.cache, &config.cache_dir, &config.fetch, stats.clone()).await?;
+        let admission = Admission::new(&config.signing, &config.rate_limit)?;
         let failures =
             moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(60)).build();
         Ok(AppState {
@@ -58,6 +62,7 @@ impl AppState {
             flights: Flights::default(),
             failures,
             stats,
+            admission,
             shutting_down: AtomicBool::new(false),
         })
     }

@@ -3,6 +3,7 @@
 
 use crate::cache::CacheConfig;
 use crate::origin::{FetchConfig, NamedOrigin, OriginOptions, RemoteConfig};
+use crate::security::{RateLimitConfig, SigningConfig};
 use crate::transform::encode::EncodeSettings;
 use crate::transform::Limits;
 use crate::url::FormatParam;
@@ -49,6 +50,8 @@ pub struct Config {
     pub encode: EncodeSettings,
     pub cache: CacheConfig,
     pub admin: AdminConfig,
+    pub signing: SigningConfig,
+    pub rate_limit: RateLimitConfig,
 }
 
 /// Operator API (config section `[admin]`).
@@ -76,6 +79,8 @@ impl Default for Config {
             encode: EncodeSettings::default(),
             cache: CacheConfig::default(),
             admin: AdminConfig::default(),
+            signing: SigningConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -105,6 +110,9 @@ pub struct Overrides {
     /// Log format [config: log_format, env: IMGEDGE_LOG_FORMAT, default: text]
     #[arg(long, value_name = "FMT")]
     pub log_format: Option<LogFormat>,
+    /// URL signing key, repeatable; the first signs [config: signing.keys, env: IMGEDGE_SIGNING_KEYS]
+    #[arg(long = "signing-key", value_name = "KEY")]
+    pub signing_keys: Vec<String>,
 }
 
 impl Config {
@@ -117,7 +125,11 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(path));
         }
-        fig = fig.merge(Env::prefixed("IMGEDGE_").split("__").ignore(&["config"]));
+        fig = fig.merge(Env::prefixed("IMGEDGE_").split("__").ignore(&["config", "signing_keys"]));
+        if let Ok(keys) = std::env::var("IMGEDGE_SIGNING_KEYS") {
+            let keys: Vec<String> = keys.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect();
+            fig = fig.merge(("signing.keys", keys));
+        }
         fig = fig.merge(cli.provider());
         let config: Config = fig.extract().map_err(|e| e.to_string())?;
         config.validate()?;
@@ -141,6 +153,21 @@ impl Config {
             return Err("cache_control is not a valid header value".into());
         }
         Ok(())
+    }
+
+    /// The effective configuration as TOML, with secrets masked.
+    pub fn to_toml_masked(&self) -> String {
+        let mut c = self.clone();
+        let mask = |s: &mut String| *s = "********".into();
+        c.signing.keys.iter_mut().for_each(mask);
+        c.admin.token.iter_mut().for_each(mask);
+        for o in std::iter::once(&mut c.origin_options)
+            .chain(c.origins.iter_mut().map(|n| &mut n.options))
+            .chain(std::iter::once(&mut c.cache.store.options))
+        {
+            o.secret_access_key.iter_mut().for_each(mask);
+        }
+        c.to_toml()
     }
 
     /// The effective configuration as TOML.
@@ -172,6 +199,9 @@ impl Overrides {
         }
         if let Some(v) = self.log_format {
             f = f.merge(("log_format", v));
+        }
+        if !self.signing_keys.is_empty() {
+            f = f.merge(("signing.keys", self.signing_keys.clone()));
         }
         f
     }

@@ -45,6 +45,9 @@ pub enum Error {
     /// The origin did not answer in time.
     #[error("origin timed out")]
     OriginTimeout,
+    /// The client used up its rate limit; retry after this many seconds.
+    #[error("too many requests, retry in {0} s")]
+    RateLimited(u64),
     /// The transform queue is full.
     #[error("server is busy, retry shortly")]
     Overloaded,
@@ -73,6 +76,7 @@ impl Error {
             }
             Error::OriginUnavailable(_) => StatusCode::BAD_GATEWAY,
             Error::OriginTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Overloaded | Error::TransformTimeout => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -93,6 +97,7 @@ impl Error {
             Error::Undecodable(_) => "undecodable",
             Error::OriginUnavailable(_) => "origin_unavailable",
             Error::OriginTimeout => "origin_timeout",
+            Error::RateLimited(_) => "rate_limited",
             Error::Overloaded => "overloaded",
             Error::TransformTimeout => "transform_timeout",
             Error::Internal(_) => "internal",
@@ -136,6 +141,9 @@ impl IntoResponse for Error {
         }
         if matches!(self, Error::Overloaded | Error::TransformTimeout) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Error::RateLimited(secs) = self {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         crate::http::headers::security_headers(h);
         resp

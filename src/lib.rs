@@ -10,6 +10,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod origin;
+pub mod security;
 pub mod transform;
 pub mod url;
 

@@ -34,6 +34,14 @@ enum Command {
         #[arg(long, value_name = "FILE", env = "IMGEDGE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print a signed URL for a path and query, e.g. `imgedge sign '/cat.jpg?w=800&fm=webp'`.
+    Sign {
+        path_and_query: String,
+        #[arg(long, value_name = "FILE", env = "IMGEDGE_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -66,8 +74,19 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve { config, overrides } => serve(config, overrides),
         Command::Transform { input, output, query, config } => transform_file(input, output, &query, config),
+        Command::Sign { path_and_query, config, overrides } => {
+            Config::load(config.as_deref(), &overrides).and_then(|c| {
+                let key = c
+                    .signing
+                    .keys
+                    .first()
+                    .ok_or("no signing key: set signing.keys, IMGEDGE_SIGNING_KEYS or --signing-key")?;
+                println!("{}", imgedge::url::sign::sign_url(key, &path_and_query));
+                Ok(())
+            })
+        }
         Command::Config { command: ConfigCommand::Check { config, overrides } } => {
-            Config::load(config.as_deref(), &overrides).map(|c| print!("{}", c.to_toml()))
+            Config::load(config.as_deref(), &overrides).map(|c| print!("{}", c.to_toml_masked()))
         }
     };
     match result {

@@ -16,3 +16,5 @@ mod headers;
 mod orientation;
 /// S3 (in-process s3s server) and HTTP origins, revalidation, the SSRF guard.
 mod origins;
+/// Signed URLs, limits, queue, rate limit, trusted proxies.
+mod security;

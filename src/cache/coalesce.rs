@@ -41,6 +41,11 @@ where
         self.inflight.lock().expect("flights lock").len()
     }
 
+    /// Whether work for `key` is running now (joining it costs nothing).
+    pub fn is_running(&self, key: &K) -> bool {
+        self.inflight.lock().expect("flights lock").contains_key(key)
+    }
+
     /// Run `work` for `key` unless it is already running; either way, return its result.
     pub async fn run<F, Fut>(&self, key: K, work: F) -> (Result<V>, Role)
     where

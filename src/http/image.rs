@@ -14,13 +14,20 @@ use crate::origin::{ObjectMeta, Origin};
 use crate::transform::{self, OutputChoice};
 use crate::url::{ImageRequest, TransformSpec};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if method != Method::GET && method != Method::HEAD {
         let mut r = (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -33,7 +40,8 @@ pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri
         security_headers(r.headers_mut());
         return r;
     }
-    let mut resp = match serve(&state, &uri, &headers).await {
+    let client = state.admission.client_ip(peer.ip(), &headers);
+    let mut resp = match serve(&state, &uri, &headers, client).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -43,26 +51,30 @@ pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri
     resp
 }
 
-async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap) -> Result<Response> {
+async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap, client: IpAddr) -> Result<Response> {
     let cfg = &state.config;
-    let (origin, req) = match (uri.path().strip_prefix("/remote/"), &state.origins.remote) {
+    let remote_path = uri.path().strip_prefix("/remote/").filter(|_| state.origins.remote.is_some());
+    // the signature is checked before anything else is parsed
+    let query = state.admission.verify(uri.path(), uri.query(), remote_path.is_some())?;
+    let (origin, req) = match (remote_path, &state.origins.remote) {
         (Some(encoded), Some(remote)) => {
             // the source URL is the key: percent-decoded once, then checked against the allowlist
             let url = percent_encoding::percent_decode_str(encoded)
                 .decode_utf8()
                 .map_err(|_| Error::BadPath("remote URL is not valid UTF-8"))?
                 .into_owned();
-            let spec = crate::url::params::parse(uri.query().unwrap_or(""), cfg.default_format)?;
+            let spec = crate::url::params::parse(query, cfg.default_format)?;
             (remote.clone(), ImageRequest { key: url, spec })
         }
         _ => {
-            let mut req = ImageRequest::parse(uri.path(), uri.query(), cfg.default_format)?;
+            let mut req = ImageRequest::parse(uri.path(), Some(query), cfg.default_format)?;
             let (origin, inner) = state.origins.route(&req.key);
             let (origin, inner) = (origin.clone(), inner.to_string());
             req.key = inner;
             (origin, req)
         }
     };
+    crate::security::check_expiry(req.spec.expires)?;
     let (choice, vary) = headers::negotiate(req.spec.format, req_headers.get(header::ACCEPT));
     let quality = choice.quality(&req.spec, &cfg.encode);
     let variant = req.spec.variant(choice.key(), quality);
@@ -83,6 +95,10 @@ async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap) -> Res
     }
     if let Some(err) = state.failures.get(&key).await {
         return Err(err);
+    }
+    // only work that would fetch and transform is charged to the client (joining a running miss is free)
+    if !state.flights.is_running(&key) {
+        state.admission.charge(client)?;
     }
 
     let job =

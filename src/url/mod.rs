@@ -5,6 +5,7 @@
 
 pub mod params;
 pub mod path;
+pub mod sign;
 pub mod spec;
 
 pub use spec::{Download, Fit, FormatParam, Gravity, OutputFormat, Rgba, TransformSpec};

@@ -23,6 +23,7 @@ fn canonical_name(name: &str) -> Option<&'static str> {
         "sharpen" => "sharpen",
         "dl" => "dl",
         "enlarge" => "enlarge",
+        "exp" => "exp",
         _ => return None,
     })
 }
@@ -96,6 +97,12 @@ pub fn parse(raw_query: &str, default_format: FormatParam) -> Result<TransformSp
                 }
             }
             "dl" => spec.download = Some(parse_download(v)?),
+            "exp" => {
+                if v.is_empty() || v.len() > 12 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(Error::bad_param(key, "expected unix seconds"));
+                }
+                spec.expires = Some(v.parse().map_err(|_| Error::bad_param(key, "expected unix seconds"))?);
+            }
             _ => unreachable!("every canonical name is handled"),
         }
     }

@@ -190,6 +190,8 @@ pub struct TransformSpec {
     pub sharpen: Option<f32>,
     /// Headers only: not part of the variant (same bytes).
     pub download: Option<Download>,
+    /// `exp`: unix seconds after which the URL is refused (covered by the signature; not part of the variant).
+    pub expires: Option<u64>,
 }
 
 impl Default for TransformSpec {
@@ -209,6 +211,7 @@ impl Default for TransformSpec {
             blur: None,
             sharpen: None,
             download: None,
+            expires: None,
         }
     }
 }

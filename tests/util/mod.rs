@@ -39,6 +39,8 @@ pub async fn start_with(origin: &Path, tweak: impl FnOnce(&mut Config)) -> Serve
         cache_dir: cache.path().to_path_buf(),
         ..Config::default()
     };
+    // tests send hundreds of misses from one address; the rate limit has its own tests
+    config.rate_limit.misses_per_second = 0;
     tweak(&mut config);
     let state = Arc::new(AppState::new(config).await.expect("valid test config"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,0 +1,190 @@
+//! Signed URLs, unsigned widths, limits just under and over, the bounded queue, the rate limiter and
+//! trusted proxies.
+
+use crate::util::*;
+use imgedge::url::sign::sign_url;
+
+const NEW: &str = "new-signing-key-0123456789";
+const OLD: &str = "old-signing-key-0123456789";
+const IMG: &str = "/photos/nikon-p6000_640x480_gps.jpg";
+
+async fn signed_server(widths: &[u32]) -> Server {
+    let widths = widths.to_vec();
+    start_with(&corpus(), move |c| {
+        c.signing.keys = vec![NEW.into(), OLD.into()];
+        c.signing.allow_unsigned_widths = widths;
+    })
+    .await
+}
+
+async fn status(s: &Server, url: &str) -> (u16, String) {
+    let r = get(s, url).await;
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signature_table() {
+    let s = signed_server(&[]).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let valid = sign_url(NEW, &format!("{IMG}?w=100&fm=webp"));
+    let (base, sig) = valid.rsplit_once("&s=").unwrap();
+    let cases: Vec<(String, &str, u16)> = vec![
+        (valid.clone(), "valid", 200),
+        (sign_url(OLD, &format!("{IMG}?w=100&fm=webp")), "rotated-out key still verifies", 200),
+        (sign_url(NEW, IMG), "no other parameters: P is the path", 200),
+        (valid.replace("nikon", "canon"), "tampered path", 403),
+        (valid.replace("w=100", "w=101"), "tampered query", 403),
+        (format!("{IMG}?fm=webp&w=100&s={sig}"), "reordered query", 403),
+        (base.to_string(), "missing signature", 403),
+        (format!("{IMG}?s={sig}&w=100&fm=webp"), "s not last", 403),
+        (format!("{base}&s=%%%"), "garbage signature", 403),
+        (sign_url("some-other-key-0123456789", &format!("{IMG}?w=100&fm=webp")), "unknown key", 403),
+        (sign_url(NEW, &format!("{IMG}?w=100&exp={}", now - 10)), "expired", 403),
+        (sign_url(NEW, &format!("{IMG}?w=100&exp={}", now + 600)), "not yet expired", 200),
+        (
+            sign_url(NEW, &format!("{IMG}?w=100&exp={}", now - 10))
+                .replace(&format!("exp={}", now - 10), &format!("exp={}", now + 600)),
+            "exp tampered",
+            403,
+        ),
+    ];
+    for (url, what, want) in cases {
+        let (got, body) = status(&s, &url).await;
+        assert_eq!(got, want, "{what}: {url} → {body}");
+        if want == 403 {
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(json["code"], "forbidden", "{what}");
+        }
+    }
+    let (_, body) = status(&s, &sign_url(NEW, &format!("{IMG}?w=100&exp={}", now - 10))).await;
+    assert!(body.contains("expired"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_listed_widths_are_served_unsigned() {
+    let s = signed_server(&[64, 640, 1080]).await;
+    assert_eq!(status(&s, &format!("{IMG}?w=64&fm=png")).await.0, 200);
+    assert_eq!(status(&s, &format!("{IMG}?w=320&dpr=2")).await.0, 200, "device width 640 is listed");
+    assert_eq!(status(&s, &format!("{IMG}?w=65")).await.0, 403);
+    assert_eq!(status(&s, &format!("{IMG}?w=64&h=64&fit=cover")).await.0, 403, "other parameters need a signature");
+    assert_eq!(status(&s, IMG).await.0, 403);
+    assert_eq!(status(&s, &sign_url(NEW, &format!("{IMG}?w=65"))).await.0, 200, "any width when signed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_just_under_and_just_over() {
+    let size = std::fs::metadata(corpus().join(&IMG[1..])).unwrap().len();
+    for (pixels, bytes, want) in [(640 * 480, size, 200), (640 * 480 - 1, size, 422), (640 * 480, size - 1, 422)] {
+        let s = start_with(&corpus(), move |c| {
+            c.limits.max_source_pixels = pixels;
+            c.limits.max_source_bytes = bytes;
+        })
+        .await;
+        let r = get(&s, &format!("{IMG}?w=50")).await;
+        assert_eq!(r.status(), want, "pixels {pixels}, bytes {bytes}");
+        if want == 422 {
+            let body: serde_json::Value = r.json().await.unwrap();
+            let code = body["code"].as_str().unwrap().to_string();
+            assert!(code == "too_many_pixels" || code == "source_too_large", "{code}");
+        }
+    }
+    // output caps hold even with enlarge=1
+    let s = start_with(&corpus(), |c| {
+        c.limits.max_output_pixels = 40_000;
+        c.limits.max_output_side = 300;
+    })
+    .await;
+    let img = fetch_image(&s, &format!("{IMG}?w=2000&enlarge=1&fm=png")).await;
+    assert!(img.width() <= 300 && (img.width() * img.height()) as u64 <= 40_000, "{:?}", img.dimensions());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_queue_answers_503_at_once() {
+    let s = start_with(&corpus(), |c| {
+        c.limits.workers = 1;
+        c.limits.max_queue = 0;
+    })
+    .await;
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let u = format!("{}/photos/olympus-ep3_4032x3024.jpg?w={}&fm=webp", s.base, 700 + i);
+            tokio::spawn(async move {
+                let r = client().get(u).send().await.unwrap();
+                (r.status().as_u16(), r.headers().get("retry-after").cloned())
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    assert!(results.iter().any(|(s, _)| *s == 200), "{results:?}");
+    let busy: Vec<_> = results.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(!busy.is_empty(), "{results:?}");
+    assert!(busy.iter().all(|(_, ra)| ra.as_ref().map(|v| v == "1").unwrap_or(false)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn misses_are_rate_limited_per_client_and_hits_are_not() {
+    let s = start_with(&corpus(), |c| {
+        c.rate_limit.misses_per_second = 1;
+        c.rate_limit.burst = 2;
+    })
+    .await;
+    let mut codes = Vec::new();
+    for w in [10, 11, 12, 13] {
+        let r = get(&s, &format!("{IMG}?w={w}&fm=png")).await;
+        codes.push(r.status().as_u16());
+        if r.status() == 429 {
+            let ra: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(ra >= 1);
+            assert_eq!(r.headers()["cache-control"], "no-store");
+        }
+    }
+    assert_eq!(&codes[..2], &[200, 200]);
+    assert!(codes[2..].contains(&429), "{codes:?}");
+    for _ in 0..5 {
+        assert_eq!(get(&s, &format!("{IMG}?w=10&fm=png")).await.headers()["x-cache"], "HIT-MEMORY", "hits are free");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_addresses_come_from_trusted_proxies_only() {
+    let limited = |trusted: Vec<String>| {
+        move |c: &mut imgedge::Config| {
+            c.rate_limit.misses_per_second = 1;
+            c.rate_limit.burst = 1;
+            c.rate_limit.trusted_proxies = trusted;
+        }
+    };
+    let miss = |s: &Server, w: u32, ip: &'static str| {
+        let url = format!("{}{IMG}?w={w}&fm=png", s.base);
+        async move { client().get(url).header("cf-connecting-ip", ip).send().await.unwrap().status().as_u16() }
+    };
+    // behind a trusted proxy (the test client is 127.0.0.1), each claimed client has its own bucket
+    let s = start_with(&corpus(), limited(vec!["127.0.0.0/8".into()])).await;
+    assert_eq!(miss(&s, 20, "192.0.2.1").await, 200);
+    assert_eq!(miss(&s, 21, "192.0.2.1").await, 429);
+    assert_eq!(miss(&s, 22, "192.0.2.2").await, 200);
+    // from an untrusted peer the header is ignored: one bucket for the socket address
+    let s = start_with(&corpus(), limited(vec![])).await;
+    assert_eq!(miss(&s, 20, "192.0.2.1").await, 200);
+    assert_eq!(miss(&s, 21, "192.0.2.2").await, 429);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sign_command_prints_a_url_the_server_accepts() {
+    let out = tokio::task::spawn_blocking(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_imgedge"))
+            .args(["sign", &format!("{IMG}?w=120&fm=webp"), "--signing-key", NEW])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let url = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(url, sign_url(NEW, &format!("{IMG}?w=120&fm=webp")));
+    let s = signed_server(&[]).await;
+    assert_eq!(status(&s, &url).await.0, 200);
+}
