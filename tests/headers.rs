@@ -79,7 +79,7 @@ async fn a_changed_original_gets_a_new_etag() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pic.jpg");
     std::fs::copy(corpus().join("orientation/Landscape_1.jpg"), &file).unwrap();
-    let s = start_with(dir.path(), |_| {}).await;
+    let s = start_with(dir.path(), |c| c.fetch.folder_recheck_ms = 0).await;
     let first = get(&s, "/pic.jpg?w=50&fm=png").await;
     let etag1 = first.headers()["etag"].clone();
     let img1 = decode(&first.bytes().await.unwrap());

@@ -4,21 +4,25 @@ use super::{ObjectMeta, OriginObject};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 use tokio::io::AsyncReadExt;
 
 pub struct FsOrigin {
     root: PathBuf,
+    /// Recent `head` answers: a hot object is stat'ed at most once per `recheck` (0: every time).
+    recent: Option<moka::future::Cache<String, ObjectMeta>>,
 }
 
 impl FsOrigin {
-    pub fn new(root: impl AsRef<Path>) -> Result<Self, String> {
+    pub fn new(root: impl AsRef<Path>, recheck: Duration) -> Result<Self, String> {
         let root = root.as_ref();
         let root = std::fs::canonicalize(root).map_err(|e| format!("origin directory {}: {e}", root.display()))?;
         if !root.is_dir() {
             return Err(format!("origin {} is not a directory", root.display()));
         }
-        Ok(FsOrigin { root })
+        let recent = (!recheck.is_zero())
+            .then(|| moka::future::Cache::builder().max_capacity(100_000).time_to_live(recheck).build());
+        Ok(FsOrigin { root, recent })
     }
 
     pub fn root(&self) -> &Path {
@@ -28,16 +32,23 @@ impl FsOrigin {
     /// Resolve `key` (already validated by `url::path`) to a regular file inside the root. Symlinks are
     /// followed, but the target must still be inside the root: anything else is a 404.
     async fn resolve(&self, key: &str) -> Result<(PathBuf, std::fs::Metadata)> {
-        let path = tokio::fs::canonicalize(self.root.join(key)).await?;
-        if !path.starts_with(&self.root) {
-            tracing::warn!(key, "key resolves outside the origin root");
-            return Err(Error::NotFound);
-        }
-        let meta = tokio::fs::metadata(&path).await?;
-        if !meta.is_file() {
-            return Err(Error::NotFound);
-        }
-        Ok((path, meta))
+        let (root, joined) = (self.root.clone(), self.root.join(key));
+        let key = key.to_string();
+        // one trip to the blocking pool for both syscalls
+        tokio::task::spawn_blocking(move || {
+            let path = std::fs::canonicalize(joined)?;
+            if !path.starts_with(&root) {
+                tracing::warn!(key, "key resolves outside the origin root");
+                return Err(Error::NotFound);
+            }
+            let meta = std::fs::metadata(&path)?;
+            if !meta.is_file() {
+                return Err(Error::NotFound);
+            }
+            Ok((path, meta))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("stat task: {e}")))?
     }
 
     fn meta_of(m: &std::fs::Metadata) -> ObjectMeta {
@@ -52,8 +63,17 @@ impl FsOrigin {
     }
 
     pub async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        if let Some(r) = &self.recent {
+            if let Some(meta) = r.get(key).await {
+                return Ok(meta);
+            }
+        }
         let (_, m) = self.resolve(key).await?;
-        Ok(Self::meta_of(&m))
+        let meta = Self::meta_of(&m);
+        if let Some(r) = &self.recent {
+            r.insert(key.to_string(), meta.clone()).await;
+        }
+        Ok(meta)
     }
 
     pub async fn get(&self, key: &str, max_bytes: u64) -> Result<OriginObject> {

@@ -113,11 +113,19 @@ pub struct FetchConfig {
     pub max_redirects: usize,
     /// Let remote sources and redirects reach loopback/private/link-local addresses (off: SSRF guard).
     pub allow_private_networks: bool,
+    /// A folder origin re-reads an object's size and mtime at most this often (0: on every request).
+    pub folder_recheck_ms: u64,
 }
 
 impl Default for FetchConfig {
     fn default() -> Self {
-        FetchConfig { connect_timeout_secs: 5.0, timeout_secs: 20.0, max_redirects: 3, allow_private_networks: false }
+        FetchConfig {
+            connect_timeout_secs: 5.0,
+            timeout_secs: 20.0,
+            max_redirects: 3,
+            allow_private_networks: false,
+            folder_recheck_ms: 1000,
+        }
     }
 }
 
@@ -193,7 +201,8 @@ impl Origin {
         if spec.contains("://") {
             return Err(format!("origin `{spec}`: use a directory, s3://bucket[/prefix] or http(s)://host[/base]"));
         }
-        Ok(Self::with_kind(name, Kind::Fs(fs::FsOrigin::new(spec)?)))
+        let recheck = Duration::from_millis(fetch.folder_recheck_ms);
+        Ok(Self::with_kind(name, Kind::Fs(fs::FsOrigin::new(spec, recheck)?)))
     }
 
     /// The `remote` origin: URLs name their source, only allowlisted hosts, always SSRF-checked.
