@@ -49,6 +49,7 @@ impl AppState {
             .map_err(|e| format!("cache dir {}: {e}", config.cache_dir.display()))?;
         let l = &config.limits;
         let pool = CpuPool::new(l.workers, l.max_queue, Duration::from_secs_f64(l.transform_timeout_secs));
+        crate::metrics::install();
         let stats = Arc::new(Stats::default());
         let caches = Caches::new(&config.cache, &config.cache_dir, &config.fetch, stats.clone()).await?;
         let admission = Admission::new(&config.signing, &config.rate_limit)?;

@@ -46,6 +46,10 @@ pub struct Config {
     pub cache_control: String,
     /// Log line format: text or json.
     pub log_format: LogFormat,
+    /// Address of the Prometheus listener (`/metrics`); off when unset. Never the public port.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: f64,
     pub limits: Limits,
     pub encode: EncodeSettings,
     pub cache: CacheConfig,
@@ -75,6 +79,8 @@ impl Default for Config {
             default_format: FormatParam::Auto,
             cache_control: "public, max-age=86400, stale-while-revalidate=604800".into(),
             log_format: LogFormat::Text,
+            metrics_listen: None,
+            shutdown_grace_secs: 30.0,
             limits: Limits::default(),
             encode: EncodeSettings::default(),
             cache: CacheConfig::default(),
@@ -110,6 +116,9 @@ pub struct Overrides {
     /// Log format [config: log_format, env: IMGEDGE_LOG_FORMAT, default: text]
     #[arg(long, value_name = "FMT")]
     pub log_format: Option<LogFormat>,
+    /// Prometheus listener, e.g. 127.0.0.1:9090 [config: metrics_listen, env: IMGEDGE_METRICS_LISTEN, default: off]
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// URL signing key, repeatable; the first signs [config: signing.keys, env: IMGEDGE_SIGNING_KEYS]
     #[arg(long = "signing-key", value_name = "KEY")]
     pub signing_keys: Vec<String>,
@@ -199,6 +208,9 @@ impl Overrides {
         }
         if let Some(v) = self.log_format {
             f = f.merge(("log_format", v));
+        }
+        if let Some(v) = self.metrics_listen {
+            f = f.merge(("metrics_listen", v.to_string()));
         }
         if !self.signing_keys.is_empty() {
             f = f.merge(("signing.keys", self.signing_keys.clone()));

@@ -4,7 +4,6 @@ use clap::{Parser, Subcommand};
 use imgedge::config::{Config, LogFormat, Overrides};
 use imgedge::{transform, url, AppState};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -112,13 +111,14 @@ fn serve(config: Option<PathBuf>, overrides: Overrides) -> Result<(), String> {
             workers = state.pool.workers(),
             "imgedge listening"
         );
-        let draining = state.clone();
-        let shutdown = async move {
-            wait_for_signal().await;
-            tracing::info!("shutdown signal: draining");
-            draining.shutting_down.store(true, Ordering::SeqCst);
-        };
-        imgedge::http::serve(listener, state, shutdown).await.map_err(|e| e.to_string())
+        if let Some(addr) = state.config.metrics_listen {
+            let metrics =
+                tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("metrics listen {addr}: {e}"))?;
+            tracing::info!(%addr, "metrics listening");
+            let app = imgedge::http::metrics_router(state.clone());
+            tokio::spawn(async move { axum::serve(metrics, app).await });
+        }
+        imgedge::http::serve(listener, state, wait_for_signal()).await.map_err(|e| e.to_string())
     })
 }
 

@@ -12,6 +12,8 @@ mod formats;
 mod geometry;
 /// Accept negotiation, Vary, ETag/304, HEAD, Content-Disposition, security headers.
 mod headers;
+/// Metrics, request ids, graceful shutdown, config check.
+mod ops;
 /// All 8 EXIF orientations (and AVIF irot), also under shrink-on-load and crops.
 mod orientation;
 /// S3 (in-process s3s server) and HTTP origins, revalidation, the SSRF guard.

@@ -119,6 +119,7 @@ async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap, client
         ),
         Role::Follower => {
             state.stats.coalesced.inc();
+            crate::metrics::coalesced();
             (CacheStatus::Coalesced, format!("coalesced;dur={:.1}", ms(t_wait.elapsed())))
         }
     };
@@ -152,7 +153,11 @@ impl Job {
         let version = self.meta.version.clone();
         let fetch = async {
             state.stats.origin_fetches.inc();
-            let obj = self.origin.get(&self.object_key, max).await?;
+            let t = Instant::now();
+            let got = self.origin.get(&self.object_key, max).await;
+            let kind = self.origin.kind_name();
+            crate::metrics::origin_fetch(kind, t.elapsed(), got.as_ref().map(|o| o.bytes.len()).map_err(|e| e.code()));
+            let obj = got?;
             if obj.meta.version != version {
                 // replaced between head and get: do not file new bytes under the old version
                 return Err(Error::OriginUnavailable("the object changed while it was being read".into()));
@@ -175,6 +180,7 @@ impl Job {
             }
         };
         state.stats.transforms.inc();
+        crate::metrics::transform(out.format.as_str(), t.elapsed());
         let v = Arc::new(Variant {
             body: out.bytes,
             format: out.format,
@@ -194,6 +200,7 @@ fn respond(
     cache_control: &str,
     timing: &str,
 ) -> Response {
+    crate::metrics::cache_result(status.as_str(), v.body.len());
     let mut r = Response::new(Body::from(v.body.clone()));
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(v.format.mime()));

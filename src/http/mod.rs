@@ -11,8 +11,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::Router;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
 
 /// The public router. Everything that is not a fixed route is an image path.
@@ -27,34 +28,113 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(CatchPanicLayer::custom(|_| crate::error::Error::Internal("handler panicked".into()).into_response()))
 }
 
-/// One log line per request.
+/// Route label for metrics (a closed set).
+fn route_of(path: &str) -> &'static str {
+    match path {
+        "/healthz" | "/readyz" => "health",
+        p if p.starts_with("/api/") => "admin",
+        _ => "image",
+    }
+}
+
+/// A request id: the client's `X-Request-Id` when it is short and printable, else a new one.
+fn request_id(req: &Request) -> http::HeaderValue {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    if let Some(v) = req.headers().get("x-request-id") {
+        if v.len() <= 64 && v.as_bytes().iter().all(|b| b.is_ascii_graphic()) {
+            return v.clone();
+        }
+    }
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let id = blake3::hash(&[seed.to_le_bytes().as_slice(), &n.to_le_bytes()].concat()).to_hex();
+    http::HeaderValue::from_str(&id[..16]).expect("hex")
+}
+
+/// One log line and the metrics of each request; echoes `X-Request-Id`.
 async fn access_log(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = next.run(req).await;
+    let id = request_id(&req);
+    let mut resp = next.run(req).await;
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    crate::metrics::request(route_of(&path), status, elapsed);
     let h = resp.headers();
     let bytes = h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let cache = h.get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    let timing = h.get("server-timing").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     tracing::info!(
         target: "imgedge::access",
         %method,
         path,
-        status = resp.status().as_u16(),
+        status,
         bytes,
         cache,
-        ms = format!("{:.1}", start.elapsed().as_secs_f64() * 1000.0),
+        timing,
+        request_id = id.to_str().unwrap_or(""),
+        ms = format!("{:.1}", elapsed.as_secs_f64() * 1000.0),
         "request"
     );
+    resp.headers_mut().insert("x-request-id", id);
     resp
 }
 
-/// Serve `router` on `listener` until `shutdown` resolves, then finish in-flight requests.
+/// The metrics listener's router: `GET /metrics` in the Prometheus text format.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let state = state.clone();
+            async move {
+                let disk = state.caches.disk.as_ref().map(|d| d.usage());
+                crate::metrics::sample(
+                    state.pool.queued(),
+                    state.pool.in_flight(),
+                    state.caches.memory.weighted_size(),
+                    disk,
+                    &state.stats,
+                );
+                let handle = crate::metrics::install();
+                handle.run_upkeep();
+                let body = handle.render();
+                ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+            }
+        }),
+    )
+}
+
+/// Serve on `listener` until `shutdown` resolves. Then `/readyz` fails, no new connection is accepted,
+/// and in-flight requests get `shutdown_grace_secs` to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let grace = Duration::from_secs_f64(state.config.shutdown_grace_secs);
+    let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
+    let st = state.clone();
+    let signal = async move {
+        shutdown.await;
+        st.shutting_down.store(true, Ordering::SeqCst);
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = began_tx.send(());
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let deadline = async move {
+        if began_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = server => r,
+        _ = deadline => {
+            tracing::warn!(grace_secs = grace.as_secs_f64(), "grace period over; closing remaining connections");
+            Ok(())
+        }
+    }
 }
