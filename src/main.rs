@@ -41,6 +41,11 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Exit 0 when the server answers `/healthz` (for container health checks).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -84,6 +89,7 @@ fn main() -> std::process::ExitCode {
                 Ok(())
             })
         }
+        Command::Healthcheck { url } => healthcheck(&url),
         Command::Config { command: ConfigCommand::Check { config, overrides } } => {
             Config::load(config.as_deref(), &overrides).map(|c| print!("{}", c.to_toml_masked()))
         }
@@ -157,4 +163,18 @@ fn transform_file(input: PathBuf, output: PathBuf, query: &str, config: Option<P
         out.bytes.len()
     );
     Ok(())
+}
+
+fn healthcheck(url: &str) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let client =
+            reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build().map_err(|e| e.to_string())?;
+        let r = client.get(url).send().await.map_err(|e| format!("{url}: {e}"))?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("{url}: {}", r.status()))
+        }
+    })
 }
