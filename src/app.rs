@@ -35,6 +35,8 @@ pub struct AppState {
     pub stats: Arc<Stats>,
     /// Signatures, client addresses and the rate limit.
     pub admission: Admission,
+    /// The upload API, when enabled.
+    pub uploads: Option<crate::upload::Uploads>,
     /// Set when shutdown begins: `/readyz` fails so load balancers drain this instance.
     pub shutting_down: AtomicBool,
 }
@@ -53,6 +55,14 @@ impl AppState {
         let stats = Arc::new(Stats::default());
         let caches = Caches::new(&config.cache, &config.cache_dir, &config.fetch, stats.clone()).await?;
         let admission = Admission::new(&config.signing, &config.rate_limit)?;
+        let uploads = if config.upload.enabled {
+            if origins.default.fs().is_none() && origins.default.s3().is_none() {
+                return Err("uploads need a folder or S3 default origin".into());
+            }
+            Some(crate::upload::Uploads::new(&config.upload, &config.cache_dir)?)
+        } else {
+            None
+        };
         let failures =
             moka::future::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(60)).build();
         Ok(AppState {
@@ -64,6 +74,7 @@ impl AppState {
             failures,
             stats,
             admission,
+            uploads,
             shutting_down: AtomicBool::new(false),
         })
     }

@@ -6,6 +6,7 @@ use crate::origin::{FetchConfig, NamedOrigin, OriginOptions, RemoteConfig};
 use crate::security::{RateLimitConfig, SigningConfig};
 use crate::transform::encode::EncodeSettings;
 use crate::transform::Limits;
+use crate::upload::UploadConfig;
 use crate::url::FormatParam;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -56,6 +57,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub signing: SigningConfig,
     pub rate_limit: RateLimitConfig,
+    pub upload: UploadConfig,
 }
 
 /// Operator API (config section `[admin]`).
@@ -87,6 +89,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             signing: SigningConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            upload: UploadConfig::default(),
         }
     }
 }
@@ -119,6 +122,12 @@ pub struct Overrides {
     /// Prometheus listener, e.g. 127.0.0.1:9090 [config: metrics_listen, env: IMGEDGE_METRICS_LISTEN, default: off]
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Turn on the upload API [config: upload.enabled, env: IMGEDGE_UPLOAD__ENABLED]
+    #[arg(long)]
+    pub upload: bool,
+    /// Base URL of `directUrl` in upload answers, e.g. a CDN domain [config: upload.public_url]
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
     /// URL signing key, repeatable; the first signs [config: signing.keys, env: IMGEDGE_SIGNING_KEYS]
     #[arg(long = "signing-key", value_name = "KEY")]
     pub signing_keys: Vec<String>,
@@ -134,7 +143,11 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(path));
         }
-        fig = fig.merge(Env::prefixed("IMGEDGE_").split("__").ignore(&["config", "signing_keys"]));
+        fig = fig.merge(Env::prefixed("IMGEDGE_").split("__").ignore(&["config", "signing_keys", "upload_api_keys"]));
+        if let Ok(keys) = std::env::var("IMGEDGE_UPLOAD_API_KEYS") {
+            let keys: Vec<String> = keys.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect();
+            fig = fig.merge(("upload.api_keys", keys));
+        }
         if let Ok(keys) = std::env::var("IMGEDGE_SIGNING_KEYS") {
             let keys: Vec<String> = keys.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect();
             fig = fig.merge(("signing.keys", keys));
@@ -170,6 +183,8 @@ impl Config {
         let mask = |s: &mut String| *s = "********".into();
         c.signing.keys.iter_mut().for_each(mask);
         c.admin.token.iter_mut().for_each(mask);
+        c.upload.api_keys.iter_mut().for_each(mask);
+        c.upload.secret.iter_mut().for_each(mask);
         for o in std::iter::once(&mut c.origin_options)
             .chain(c.origins.iter_mut().map(|n| &mut n.options))
             .chain(std::iter::once(&mut c.cache.store.options))
@@ -211,6 +226,12 @@ impl Overrides {
         }
         if let Some(v) = self.metrics_listen {
             f = f.merge(("metrics_listen", v.to_string()));
+        }
+        if self.upload {
+            f = f.merge(("upload.enabled", true));
+        }
+        if let Some(v) = &self.public_url {
+            f = f.merge(("upload.public_url", v));
         }
         if !self.signing_keys.is_empty() {
             f = f.merge(("signing.keys", self.signing_keys.clone()));

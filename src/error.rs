@@ -33,6 +33,9 @@ pub enum Error {
     /// The source declares more pixels than the configured limit.
     #[error("source image is {width}x{height}, over the limit of {max_pixels} pixels")]
     TooManyPixels { width: u64, height: u64, max_pixels: u64 },
+    /// An uploaded body is larger than the configured limit.
+    #[error("the upload is larger than the limit of {0} bytes")]
+    PayloadTooLarge(u64),
     /// The source is larger than the configured byte limit.
     #[error("source is larger than the limit of {0} bytes")]
     SourceTooLarge(u64),
@@ -71,6 +74,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyPixels { .. } | Error::SourceTooLarge(_) | Error::Undecodable(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -94,6 +98,7 @@ impl Error {
             Error::UnsupportedType(_) => "unsupported_type",
             Error::TooManyPixels { .. } => "too_many_pixels",
             Error::SourceTooLarge(_) => "source_too_large",
+            Error::PayloadTooLarge(_) => "payload_too_large",
             Error::Undecodable(_) => "undecodable",
             Error::OriginUnavailable(_) => "origin_unavailable",
             Error::OriginTimeout => "origin_timeout",

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod origin;
 pub mod security;
 pub mod transform;
+pub mod upload;
 pub mod url;
 
 pub use app::AppState;

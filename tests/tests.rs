@@ -20,3 +20,5 @@ mod orientation;
 mod origins;
 /// Signed URLs, limits, queue, rate limit, trusted proxies.
 mod security;
+/// The upload API.
+mod upload;

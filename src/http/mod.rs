@@ -6,10 +6,11 @@ pub mod health;
 pub mod image;
 
 use crate::app::AppState;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,11 +19,36 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 /// The public router. Everything that is not a fixed route is an image path.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let mut r = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/api/cache/{*path}", delete(admin::purge))
-        .fallback(image::handle)
+        .route("/api/cache/{*path}", delete(admin::purge));
+    if state.uploads.is_some() {
+        use crate::upload;
+        let limit = state.config.upload.max_bytes as usize + (1 << 20);
+        let mut api = Router::new()
+            .route("/api/upload", post(upload::upload).layer(DefaultBodyLimit::max(limit)))
+            .route("/api/upload/{token}", put(upload::put_with_token).layer(DefaultBodyLimit::max(limit)))
+            .route("/api/get-upload-url", post(upload::get_upload_url))
+            .route("/api/images/{file}", delete(upload::delete));
+        let origins = &state.config.upload.cors_origins;
+        if !origins.is_empty() {
+            use tower_http::cors::{AllowOrigin, CorsLayer};
+            let allow = if origins.iter().any(|o| o == "*") {
+                AllowOrigin::any()
+            } else {
+                AllowOrigin::list(origins.iter().filter_map(|o| http::HeaderValue::from_str(o).ok()))
+            };
+            api = api.layer(
+                CorsLayer::new()
+                    .allow_origin(allow)
+                    .allow_methods([http::Method::POST, http::Method::PUT, http::Method::DELETE])
+                    .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE]),
+            );
+        }
+        r = r.merge(api);
+    }
+    r.fallback(image::handle)
         .with_state(state)
         .layer(middleware::from_fn(access_log))
         .layer(CatchPanicLayer::custom(|_| crate::error::Error::Internal("handler panicked".into()).into_response()))
