@@ -144,13 +144,13 @@ impl Config {
             fig = fig.merge(Toml::file_exact(path));
         }
         fig = fig.merge(Env::prefixed("IMGEDGE_").split("__").ignore(&["config", "signing_keys", "upload_api_keys"]));
-        if let Ok(keys) = std::env::var("IMGEDGE_UPLOAD_API_KEYS") {
-            let keys: Vec<String> = keys.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect();
-            fig = fig.merge(("upload.api_keys", keys));
-        }
-        if let Ok(keys) = std::env::var("IMGEDGE_SIGNING_KEYS") {
-            let keys: Vec<String> = keys.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect();
-            fig = fig.merge(("signing.keys", keys));
+
+        for (var, key) in [("IMGEDGE_SIGNING_KEYS", "signing.keys"), ("IMGEDGE_UPLOAD_API_KEYS", "upload.api_keys")] {
+            if let Ok(list) = std::env::var(var) {
+                let items: Vec<String> =
+                    list.split(',').map(|k| k.trim().to_string()).filter(|k| !k.is_empty()).collect();
+                fig = fig.merge((key, items));
+            }
         }
         fig = fig.merge(cli.provider());
         let config: Config = fig.extract().map_err(|e| e.to_string())?;

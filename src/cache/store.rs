@@ -5,8 +5,8 @@
 use super::disk::{decode_entry, encode_entry};
 use super::key::{CacheKey, ObjectId};
 use super::Variant;
-use crate::origin::s3::{map_sdk, S3Origin, S3Settings};
-use crate::origin::{FetchConfig, OriginOptions};
+use crate::origin::s3::{map_sdk, S3Origin};
+use crate::origin::{s3_settings, FetchConfig, OriginOptions};
 use aws_sdk_s3::error::SdkError;
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
@@ -31,22 +31,7 @@ impl Store {
         if cfg.spec.is_empty() {
             return Ok(None);
         }
-        let rest = cfg.spec.strip_prefix("s3://").ok_or("cache.store.spec must be s3://bucket[/prefix]")?;
-        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
-        let mut options = cfg.options.clone();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            let v = Some(v.into_owned());
-            match k.as_ref() {
-                "provider" => options.provider = options.provider.or(v),
-                "region" => options.region = options.region.or(v),
-                "endpoint" => options.endpoint = options.endpoint.or(v),
-                "account_id" => options.account_id = options.account_id.or(v),
-                "path_style" => options.path_style = options.path_style.or(v.map(|v| v == "true" || v == "1")),
-                other => return Err(format!("cache.store.spec: unknown option `{other}`")),
-            }
-        }
-        let settings = S3Settings::resolve(bucket, prefix, &options)?;
+        let settings = s3_settings(&cfg.spec, &cfg.options).map_err(|e| format!("cache.store.spec: {e}"))?;
         Ok(Some(Arc::new(Store { s3: S3Origin::new(settings, fetch).await? })))
     }
 

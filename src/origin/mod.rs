@@ -78,7 +78,7 @@ pub struct OriginOptions {
 
 impl OriginOptions {
     /// `base` with every field set in `self` taking precedence.
-    fn over(&self, base: &OriginOptions) -> OriginOptions {
+    pub fn over(&self, base: &OriginOptions) -> OriginOptions {
         OriginOptions {
             provider: self.provider.clone().or_else(|| base.provider.clone()),
             region: self.region.clone().or_else(|| base.region.clone()),
@@ -178,14 +178,8 @@ impl Origin {
         options: &OriginOptions,
         fetch: &FetchConfig,
     ) -> Result<Arc<Self>, String> {
-        if let Some(rest) = spec.strip_prefix("s3://") {
-            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-            let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
-            if bucket.is_empty() {
-                return Err(format!("origin `{spec}`: no bucket"));
-            }
-            let from_spec = parse_options(query).map_err(|e| format!("origin `{spec}`: {e}"))?;
-            let settings = s3::S3Settings::resolve(bucket, prefix, &options.over(&from_spec))?;
+        if spec.starts_with("s3://") {
+            let settings = s3_settings(spec, options)?;
             let origin = s3::S3Origin::new(settings, fetch).await?;
             return Ok(Self::with_kind(name, Kind::S3(origin)));
         }
@@ -390,6 +384,18 @@ fn stale_while_revalidate(headers: &HeaderMap) -> Option<Duration> {
             .map(Duration::from_secs)
             .unwrap_or_default(),
     )
+}
+
+/// Resolve `s3://bucket[/prefix][?options]` with `options` (config) over the spec's own query options.
+pub fn s3_settings(spec: &str, options: &OriginOptions) -> Result<s3::S3Settings, String> {
+    let rest = spec.strip_prefix("s3://").ok_or_else(|| format!("`{spec}` is not s3://bucket[/prefix]"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+    if bucket.is_empty() {
+        return Err(format!("`{spec}`: no bucket"));
+    }
+    let from_spec = parse_options(query).map_err(|e| format!("`{spec}`: {e}"))?;
+    s3::S3Settings::resolve(bucket, prefix, &options.over(&from_spec))
 }
 
 fn parse_options(query: &str) -> Result<OriginOptions, String> {

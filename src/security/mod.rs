@@ -128,11 +128,33 @@ impl Admission {
 
     /// Charge one miss to `client`; `Err(RateLimited)` with the wait when its bucket is empty.
     pub fn charge(&self, client: IpAddr) -> Result<()> {
-        let Some(limiter) = &self.limiter else { return Ok(()) };
-        limiter.check_key(&client).map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            Error::RateLimited(wait.as_secs().max(1))
-        })
+        match &self.limiter {
+            Some(limiter) => take_token(limiter, client),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Take one token from `client`'s bucket, or say how long to wait (a 429 with `Retry-After`).
+pub fn take_token(limiter: &DefaultKeyedRateLimiter<IpAddr>, client: IpAddr) -> Result<()> {
+    limiter.check_key(&client).map_err(|not_until| {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        Error::RateLimited(wait.as_secs().max(1))
+    })
+}
+
+/// Check `Authorization: Bearer <token>` against `accepted` in constant time.
+pub fn check_bearer(headers: &HeaderMap, accepted: &[String]) -> Result<()> {
+    use subtle::ConstantTimeEq;
+    let given = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| Error::Unauthorized("missing bearer token (Authorization: Bearer …)".into()))?;
+    if accepted.iter().any(|k| !k.is_empty() && bool::from(k.as_bytes().ct_eq(given.as_bytes()))) {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized("wrong token".into()))
     }
 }
 

@@ -137,25 +137,12 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| Error::Unauthorized("an API key is required (Authorization: Bearer …)".into()))?;
-    if keys.iter().any(|k| bool::from(k.as_bytes().ct_eq(given.as_bytes()))) {
-        Ok(())
-    } else {
-        Err(Error::Unauthorized("invalid API key".into()))
-    }
+    crate::security::check_bearer(headers, keys)
 }
 
 fn charge(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<()> {
     let Some(limiter) = &uploads(state)?.limiter else { return Ok(()) };
-    let client = state.admission.client_ip(peer.ip(), headers);
-    limiter.check_key(&client).map_err(|nu| {
-        let wait = nu.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-        Error::RateLimited(wait.as_secs().max(1))
-    })
+    crate::security::take_token(limiter, state.admission.client_ip(peer.ip(), headers))
 }
 
 fn public_base(state: &AppState, headers: &HeaderMap) -> String {
