@@ -18,6 +18,8 @@ mod ops;
 mod orientation;
 /// S3 (in-process s3s server) and HTTP origins, revalidation, the SSRF guard.
 mod origins;
+/// Three replicas behind nginx sharing a result store.
+mod scale;
 /// Signed URLs, limits, queue, rate limit, trusted proxies.
 mod security;
 /// The upload API.

@@ -105,8 +105,9 @@ async fn gps_is_stripped_orientation_kept_and_ids_are_content_hashes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_error_has_its_status_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
+    // the 2.9 MB photo is over the 2 MiB cap but within the route's drain allowance (cap + 1 MiB)
     let s = upload_server(dir.path(), |c| {
-        c.upload.max_bytes = 1 << 20;
+        c.upload.max_bytes = 2 << 20;
         c.upload.max_pixels = 4_000_000;
     })
     .await;

@@ -279,6 +279,13 @@ pub async fn upload(
                     let mut buf = BytesMut::new();
                     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                         if (buf.len() + chunk.len()) as u64 > max {
+                            // Read (and drop) the rest, up to the route's body limit of max + 1 MiB, so
+                            // the client gets its 413 instead of a reset while still sending.
+                            drop(buf);
+                            while let Ok(Some(_)) = field.chunk().await {}
+                            while let Ok(Some(mut rest)) = multipart.next_field().await {
+                                while let Ok(Some(_)) = rest.chunk().await {}
+                            }
                             return Err(Error::PayloadTooLarge(max));
                         }
                         buf.extend_from_slice(&chunk);
