@@ -9,18 +9,7 @@ use std::time::Duration;
 const BIG: &str = "/photos/olympus-ep3_4032x3024.jpg";
 
 fn entry_files(cache_dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![cache_dir.join("v1")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                dirs.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
+    files_under(&cache_dir.join("v1"))
 }
 
 async fn wait_for_entries(cache_dir: &Path, n: usize) -> Vec<PathBuf> {

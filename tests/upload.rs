@@ -138,7 +138,7 @@ async fn every_error_has_its_status_and_nothing_is_stored() {
     assert_eq!(err(post_file(&s, "svg.png", read("bad/wrong-content/svg-document.png"), None, None).await), 415);
     assert_eq!(err(post_file(&s, "t.jpg", read("bad/truncated_vips.jpg"), None, None).await), 422);
     assert_eq!(err(post_file(&s, "huge.png", read("bad/bombs/16384x16384.png"), None, None).await), 422);
-    let stored: Vec<_> = walkdir(dir.path());
+    let stored: Vec<_> = files_under(dir.path());
     assert!(stored.is_empty(), "nothing stored on failure: {stored:?}");
 
     // 401 with API keys configured
@@ -155,18 +155,6 @@ async fn every_error_has_its_status_and_nothing_is_stored() {
         codes.push(post_file(&limited, "a.png", small.clone(), None, None).await.0);
     }
     assert_eq!(codes, vec![200, 200, 429]);
-}
-
-fn walkdir(d: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(walkdir(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
