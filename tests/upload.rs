@@ -38,6 +38,12 @@ async fn post_file(
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// `POST /api/get-upload-url` for `filename` / `content_type`.
+async fn upload_url(s: &Server, filename: &str, content_type: &str) -> serde_json::Value {
+    let body = serde_json::json!({"filename": filename, "contentType": content_type});
+    client().post(format!("{}/api/get-upload-url", s.base)).json(&body).send().await.unwrap().json().await.unwrap()
+}
+
 fn gps_fields(bytes: &[u8]) -> usize {
     let Ok(exif) = exif::Reader::new().read_from_container(&mut std::io::Cursor::new(bytes)) else { return 0 };
     exif.fields().filter(|f| f.ifd_num == exif::In::PRIMARY && f.tag.context() == exif::Context::Gps).count()
@@ -177,15 +183,7 @@ async fn delete_tokens_remove_the_original_and_its_variants() {
 async fn one_time_local_upload_urls() {
     let dir = tempfile::tempdir().unwrap();
     let s = upload_server(dir.path(), |_| {}).await;
-    let r: serde_json::Value = client()
-        .post(format!("{}/api/get-upload-url", s.base))
-        .json(&serde_json::json!({"filename": "cat.png", "contentType": "image/png"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = upload_url(&s, "cat.png", "image/png").await;
     let put_url = r["uploadUrl"].as_str().unwrap();
     assert_eq!(r["expiresIn"], 300);
     let png = read("png/paletted-transparent.png");
@@ -196,15 +194,7 @@ async fn one_time_local_upload_urls() {
     let image = r["imageUrl"].as_str().unwrap();
     assert_eq!(fetch_image(&s, &format!("{}?w=30&fm=png", &image[s.base.len()..])).await.width(), 30);
     // the same validation applies
-    let r: serde_json::Value = client()
-        .post(format!("{}/api/get-upload-url", s.base))
-        .json(&serde_json::json!({"filename": "x.png", "contentType": "image/png"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = upload_url(&s, "x.png", "image/png").await;
     let bad = client().put(r["uploadUrl"].as_str().unwrap()).body(read("bad/broken.png")).send().await.unwrap();
     assert_eq!(bad.status(), 422);
     let r = client()
@@ -228,15 +218,7 @@ async fn s3_presigned_put_then_transform() {
         cfg.origin_options.secret_access_key = Some(SK.into());
     })
     .await;
-    let r: serde_json::Value = client()
-        .post(format!("{}/api/get-upload-url", s.base))
-        .json(&serde_json::json!({"filename": "cat.jpg", "contentType": "image/jpeg"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = upload_url(&s, "cat.jpg", "image/jpeg").await;
     let put_url = r["uploadUrl"].as_str().unwrap();
     assert!(put_url.starts_with(&s3.endpoint) && put_url.contains("X-Amz-Signature"), "{put_url}");
     let ok = client()
