@@ -1,4 +1,5 @@
-//! imgedge command line: `serve`, `transform` (one file, no server) and `config check`.
+//! imgedge command line: `serve`, `transform` (one file, no server), `sign`, `upload` (batch client),
+//! `healthcheck` and `config check`.
 
 use clap::{Parser, Subcommand};
 use imgedge::config::{Config, LogFormat, Overrides};
@@ -40,6 +41,29 @@ enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         overrides: Overrides,
+    },
+    /// Upload files (and image files inside folders) to a server's `POST /api/upload`.
+    Upload {
+        #[arg(required = true, value_name = "FILES_OR_DIRS")]
+        paths: Vec<PathBuf>,
+        /// Base URL of the imgedge server, e.g. https://img.example.com
+        #[arg(long, env = "IMGEDGE_SERVER")]
+        server: String,
+        /// Bearer API key, when the server requires one
+        #[arg(long, env = "IMGEDGE_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Uploads in flight at once
+        #[arg(long, short = 'j', default_value_t = 4)]
+        concurrency: usize,
+        /// Retries per file after 429, 5xx or a connection error (exponential backoff)
+        #[arg(long, default_value_t = 5)]
+        retries: u32,
+        /// First backoff delay in milliseconds; doubles per retry (a server's Retry-After wins)
+        #[arg(long, default_value_t = 500)]
+        backoff_ms: u64,
+        /// `title` sent with every file
+        #[arg(long)]
+        title: Option<String>,
     },
     /// Exit 0 when the server answers `/healthz` (for container health checks).
     Healthcheck {
@@ -90,6 +114,17 @@ fn main() -> std::process::ExitCode {
             })
         }
         Command::Healthcheck { url } => healthcheck(&url),
+        Command::Upload { paths, server, api_key, concurrency, retries, backoff_ms, title } => {
+            let opts = imgedge::upload::client::UploadOptions {
+                server,
+                api_key,
+                concurrency,
+                retries,
+                backoff: std::time::Duration::from_millis(backoff_ms),
+                title,
+            };
+            upload(paths, opts)
+        }
         Command::Config { command: ConfigCommand::Check { config, overrides } } => {
             Config::load(config.as_deref(), &overrides).map(|c| print!("{}", c.to_toml_masked()))
         }
@@ -163,6 +198,24 @@ fn transform_file(input: PathBuf, output: PathBuf, query: &str, config: Option<P
         out.bytes.len()
     );
     Ok(())
+}
+
+fn upload(paths: Vec<PathBuf>, opts: imgedge::upload::client::UploadOptions) -> Result<(), String> {
+    use imgedge::upload::client;
+    let files = client::collect(&paths)?;
+    if files.is_empty() {
+        return Err("no image files found".into());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let outcomes = rt.block_on(client::run(files, opts));
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    let retries: u32 = outcomes.iter().map(|o| o.attempts.saturating_sub(1)).sum();
+    eprintln!("{} uploaded, {failed} failed, {retries} retries", outcomes.len() - failed);
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{failed} of {} uploads failed", outcomes.len()))
+    }
 }
 
 fn healthcheck(url: &str) -> Result<(), String> {

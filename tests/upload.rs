@@ -236,3 +236,125 @@ async fn s3_presigned_put_then_transform() {
     assert_eq!(status, 200, "{body}");
     c.head_object().bucket("uploads").key(body["key"].as_str().unwrap()).send().await.unwrap();
 }
+
+/// Run `imgedge upload` (the real binary) and return (exit ok, stdout lines, stderr).
+async fn cli_upload(args: &[&str]) -> (bool, Vec<String>, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_imgedge"))
+            .arg("upload")
+            .args(args)
+            .env_remove("IMGEDGE_API_KEY")
+            .env_remove("IMGEDGE_SERVER")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success(), stdout.lines().map(str::to_owned).collect(), stderr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_uploads_a_folder_retrying_429_and_reports_each_file() {
+    let stored = tempfile::tempdir().unwrap();
+    // one upload at once, then one every 100 ms: four parallel uploads must meet 429s and retry
+    let s = upload_server(stored.path(), |c| {
+        c.upload.per_minute = 600;
+        c.upload.burst = Some(1);
+        c.upload.api_keys = vec!["k-cli".into()];
+    })
+    .await;
+    let batch = tempfile::tempdir().unwrap();
+    std::fs::create_dir(batch.path().join("sub")).unwrap();
+    let good = [
+        ("a.jpg", "photos/nikon-p6000_640x480_gps.jpg"),
+        ("b.png", "png/paletted-transparent.png"),
+        ("sub/c.webp", "webp/flower_480x360_lossy.webp"),
+        ("sub/d.gif", "gif/trans-x.gif"),
+    ];
+    for (name, src) in good {
+        std::fs::copy(corpus().join(src), batch.path().join(name)).unwrap();
+    }
+    std::fs::write(batch.path().join("notes.txt"), "not an image, not picked from a folder").unwrap();
+    let dir = batch.path().to_str().unwrap();
+    let (ok, lines, summary) =
+        cli_upload(&[dir, "--server", &s.base, "--api-key", "k-cli", "-j", "4", "--backoff-ms", "50"]).await;
+    assert!(ok, "{lines:?}");
+    let retries: u32 = summary.rsplit(", ").next().and_then(|t| t.split(' ').next()?.parse().ok()).unwrap();
+    assert!(summary.contains("4 uploaded, 0 failed") && retries >= 1, "{summary}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for (name, src) in good {
+        let file = name.rsplit('/').next().unwrap();
+        let line = lines.iter().find(|l| l.starts_with(&format!("✓ {file} → "))).unwrap_or_else(|| panic!("{lines:?}"));
+        let url = line.rsplit(' ').next().unwrap();
+        let served = client().get(url).send().await.unwrap();
+        assert_eq!(served.status(), 200, "{url}");
+        let want = decode(&std::fs::read(corpus().join(src)).unwrap());
+        assert_eq!(decode(&served.bytes().await.unwrap()).dimensions(), want.dimensions(), "{url}");
+    }
+    assert_eq!(files_under(stored.path()).iter().filter(|p| !p.ends_with("upload.secret")).count(), 4);
+
+    // a bad file is a final ✗ (no retry for a 4xx), the rest still land, and the exit code says so
+    let truncated = batch.path().join("truncated.jpg");
+    std::fs::copy(corpus().join("bad/truncated_vips.jpg"), &truncated).unwrap();
+    let named = batch.path().join("a.jpg");
+    let (ok, lines, _) =
+        cli_upload(&[truncated.to_str().unwrap(), named.to_str().unwrap(), "--server", &s.base, "--api-key", "k-cli"])
+            .await;
+    assert!(!ok);
+    assert!(lines.iter().any(|l| l.starts_with("✗ truncated.jpg: 422 ")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("✓ a.jpg → ")), "{lines:?}");
+
+    // a wrong key is refused without retries; a dead server is retried, then reported
+    let (ok, lines, _) = cli_upload(&[named.to_str().unwrap(), "--server", &s.base, "--api-key", "nope"]).await;
+    assert!(!ok && lines.len() == 1 && lines[0].starts_with("✗ a.jpg: 401 "), "{lines:?}");
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let (ok, lines, _) = cli_upload(&[
+        named.to_str().unwrap(),
+        "--server",
+        &format!("http://{dead}"),
+        "--retries",
+        "2",
+        "--backoff-ms",
+        "10",
+    ])
+    .await;
+    assert!(!ok && lines.len() == 1 && lines[0].contains("(after 3 attempts)"), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_allows_listed_browser_origins_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = upload_server(dir.path(), |c| c.upload.cors_origins = vec!["https://app.example.com".into()]).await;
+    let preflight = |origin: &'static str| {
+        client()
+            .request(reqwest::Method::OPTIONS, format!("{}/api/upload", s.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert!(ok.status().is_success());
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://app.example.com");
+    let methods = ok.headers()["access-control-allow-methods"].to_str().unwrap().to_ascii_uppercase();
+    assert!(methods.contains("POST"), "{methods}");
+    assert!(ok.headers()["access-control-allow-headers"].to_str().unwrap().contains("authorization"));
+    let other = preflight("https://evil.example.net").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    // the real request carries the header too, and the upload works from the browser's origin
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(read("png/pngsuite/basn2c08.png")).file_name("a.png"));
+    let r = client()
+        .post(format!("{}/api/upload", s.base))
+        .header("origin", "https://app.example.com")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://app.example.com");
+}

@@ -2,6 +2,7 @@
 //! direct uploads: S3 presigned PUT, or a one-time URL on imgedge for folder origins), and
 //! `DELETE /api/images/{id}.{ext}?token=…` with the HMAC delete token from `deleteUrl`.
 
+pub mod client;
 pub mod strip;
 
 use crate::app::AppState;
@@ -39,8 +40,10 @@ pub struct UploadConfig {
     pub max_pixels: u64,
     /// Key prefix of stored uploads inside the default origin.
     pub prefix: String,
-    /// Uploads per minute per client address.
+    /// Uploads per minute per client address (0: no limit).
     pub per_minute: u32,
+    /// Uploads a client may send at once before the per-minute rate applies; default: `per_minute`.
+    pub burst: Option<u32>,
     /// Lifetime of pre-signed upload URLs, in seconds.
     pub presign_expires_secs: u64,
     /// Browser origins allowed to call the API (CORS); `*` for any.
@@ -59,6 +62,7 @@ impl Default for UploadConfig {
             max_pixels: 50_000_000,
             prefix: "u/".into(),
             per_minute: 30,
+            burst: None,
             presign_expires_secs: 300,
             cors_origins: Vec::new(),
             secret: None,
@@ -91,7 +95,10 @@ impl Uploads {
                 }
             }
         };
-        let limiter = NonZeroU32::new(cfg.per_minute).map(|n| DefaultKeyedRateLimiter::keyed(Quota::per_minute(n)));
+        let limiter = NonZeroU32::new(cfg.per_minute).map(|n| {
+            let burst = cfg.burst.and_then(NonZeroU32::new).unwrap_or(n);
+            DefaultKeyedRateLimiter::keyed(Quota::per_minute(n).allow_burst(burst))
+        });
         let tokens = moka::future::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(Duration::from_secs(cfg.presign_expires_secs.max(1)))
