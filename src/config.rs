@@ -58,6 +58,8 @@ pub struct Config {
     pub signing: SigningConfig,
     pub rate_limit: RateLimitConfig,
     pub upload: UploadConfig,
+    /// Named parameter sets for `?preset=NAME` (`[presets]`, e.g. `thumb = "w=200&h=200&fit=cover"`).
+    pub presets: crate::url::params::Presets,
 }
 
 /// Operator API (config section `[admin]`).
@@ -90,6 +92,7 @@ impl Default for Config {
             signing: SigningConfig::default(),
             rate_limit: RateLimitConfig::default(),
             upload: UploadConfig::default(),
+            presets: Default::default(),
         }
     }
 }
@@ -170,6 +173,10 @@ impl Config {
         }
         if !(l.transform_timeout_secs > 0.0 && l.transform_timeout_secs.is_finite()) {
             return Err("limits.transform_timeout_secs must be a positive number".into());
+        }
+        crate::url::params::validate_presets(&self.presets)?;
+        if let Some(p) = self.signing.allow_unsigned_presets.iter().find(|p| !self.presets.contains_key(*p)) {
+            return Err(format!("signing.allow_unsigned_presets: no preset named {p:?}"));
         }
         if http::HeaderValue::from_str(&self.cache_control).is_err() {
             return Err("cache_control is not a valid header value".into());

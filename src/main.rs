@@ -177,7 +177,7 @@ async fn wait_for_signal() {
 
 fn transform_file(input: PathBuf, output: PathBuf, query: &str, config: Option<PathBuf>) -> Result<(), String> {
     let config = Config::load(config.as_deref(), &Overrides::default())?;
-    let mut spec = url::params::parse(query, config.default_format).map_err(|e| e.to_string())?;
+    let mut spec = url::params::parse_with(query, config.default_format, &config.presets).map_err(|e| e.to_string())?;
     if spec.format == url::FormatParam::Auto {
         // no Accept header here: take the format from the output file's extension
         let ext = output.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();

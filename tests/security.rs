@@ -188,3 +188,101 @@ async fn the_sign_command_prints_a_url_the_server_accepts() {
     let s = signed_server(&[]).await;
     assert_eq!(status(&s, &url).await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn presets_expand_and_listed_ones_are_open_unsigned() {
+    let s = start_with(&corpus(), |c| {
+        c.signing.keys = vec![NEW.into()];
+        c.presets.insert("thumb".into(), "w=200&h=200&fit=cover".into());
+        c.presets.insert("card".into(), "w=400&h=225&fit=cover&q=60".into());
+        c.signing.allow_unsigned_presets = vec!["thumb".into()];
+    })
+    .await;
+    let thumb = get(&s, &format!("{IMG}?preset=thumb&fm=webp")).await;
+    assert_eq!(thumb.status(), 200);
+    assert_eq!(thumb.headers()["x-cache"], "MISS");
+    assert_eq!(decode(&thumb.bytes().await.unwrap()).dimensions(), (200, 200));
+    // the same parameters spelled out (signed) are the same variant: one cache entry
+    let spelled = get(&s, &sign_url(NEW, &format!("{IMG}?w=200&h=200&fit=cover&fm=webp"))).await;
+    assert_eq!(spelled.headers()["x-cache"], "HIT-MEMORY");
+    assert_eq!(status(&s, &format!("{IMG}?preset=thumb&fm=png")).await.0, 200);
+    for (url, what) in [
+        (format!("{IMG}?preset=thumb&w=300"), "a preset with other parameters needs a signature"),
+        (format!("{IMG}?preset=card"), "a preset that is not listed needs a signature"),
+        (format!("{IMG}?preset=nope"), "unknown presets are not open either"),
+    ] {
+        assert_eq!(status(&s, &url).await.0, 403, "{what}");
+    }
+    let wider = get(&s, &sign_url(NEW, &format!("{IMG}?preset=thumb&w=300&fm=png"))).await;
+    assert_eq!(decode(&wider.bytes().await.unwrap()).dimensions(), (300, 200), "URL parameters override");
+    assert_eq!(
+        decode(&get(&s, &sign_url(NEW, &format!("{IMG}?preset=card"))).await.bytes().await.unwrap()).width(),
+        400
+    );
+    let (code, body) = status(&s, &sign_url(NEW, &format!("{IMG}?preset=nope"))).await;
+    assert!(code == 400 && body.contains("nope"), "{code} {body}");
+
+    // a table naming a preset that does not exist is refused at start-up
+    let mut c = imgedge::Config::default();
+    c.signing.allow_unsigned_presets = vec!["thumb".into()];
+    assert!(c.validate().unwrap_err().contains("thumb"));
+    c.presets.insert("thumb".into(), "w=99999".into());
+    assert!(c.validate().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn svg_is_refused_unless_passed_through_untouched_with_a_sandbox() {
+    let svg_path = "/bad/wrong-content/svg-document.png";
+    let original = std::fs::read(corpus().join(&svg_path[1..])).unwrap();
+    let off = start().await;
+    assert_eq!(status(&off, svg_path).await.0, 415);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("logo.svg"), &original).unwrap();
+    std::fs::write(
+        dir.path().join("page.svg"),
+        b"<!DOCTYPE html><html><body><svg onload=alert(1)></svg></body></html>",
+    )
+    .unwrap();
+    std::fs::copy(corpus().join("bad/wrong-content/looks-like-svg.webp"), dir.path().join("real.webp")).unwrap();
+    let on = start_with(dir.path(), |c| c.limits.svg_passthrough = true).await;
+    for q in ["", "?w=100", "?w=100&fm=png"] {
+        let r = get(&on, &format!("/logo.svg{q}")).await;
+        assert_eq!(r.status(), 200, "{q}");
+        assert_eq!(r.headers()["content-type"], "image/svg+xml");
+        assert_eq!(r.headers()["content-security-policy"], "default-src 'none'; sandbox");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), original.as_slice(), "never rasterised or rewritten: {q}");
+    }
+    // served again from the cache, still as it is
+    let again = get(&on, "/logo.svg?w=100").await;
+    assert_eq!(again.headers()["x-cache"], "HIT-MEMORY");
+    assert_eq!(again.headers()["content-type"], "image/svg+xml");
+    assert_eq!(status(&on, "/page.svg").await.0, 415, "HTML with an inline <svg> is not an SVG document");
+    let webp = get(&on, "/real.webp?w=64&fm=png").await;
+    assert_eq!(decode(&webp.bytes().await.unwrap()).width(), 64, "magic bytes still decide");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_handler_is_a_500_and_the_server_keeps_serving() {
+    use axum::routing::get as route_get;
+    let boom = axum::Router::new().route(
+        "/boom",
+        route_get(|| async {
+            if std::hint::black_box(true) {
+                panic!("deliberate test panic");
+            }
+            "unreachable"
+        }),
+    );
+    let s = start_with_routes(&corpus(), |_| {}, boom).await;
+    for _ in 0..3 {
+        let r = get(&s, "/boom").await;
+        assert_eq!(r.status(), 500);
+        assert!(r.headers().contains_key("x-request-id"), "the access log and ids still wrap the answer");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "internal");
+        assert!(!body["error"].as_str().unwrap().contains("deliberate"), "panic messages stay internal");
+        assert_eq!(get(&s, &format!("{IMG}?w=32&fm=png")).await.status(), 200);
+    }
+}

@@ -211,6 +211,7 @@ pub(super) fn decode_entry(data: Bytes) -> Option<Variant> {
         "avif" => OutputFormat::Avif,
         "jpeg" => OutputFormat::Jpeg,
         "png" => OutputFormat::Png,
+        "svg" => OutputFormat::Svg,
         _ => return None,
     };
     Some(Variant {

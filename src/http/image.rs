@@ -63,11 +63,11 @@ async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap, client
                 .decode_utf8()
                 .map_err(|_| Error::BadPath("remote URL is not valid UTF-8"))?
                 .into_owned();
-            let spec = crate::url::params::parse(query, cfg.default_format)?;
+            let spec = crate::url::params::parse_with(query, cfg.default_format, &cfg.presets)?;
             (remote.clone(), ImageRequest { key: url, spec })
         }
         _ => {
-            let mut req = ImageRequest::parse(uri.path(), Some(query), cfg.default_format)?;
+            let mut req = ImageRequest::parse(uri.path(), Some(query), cfg.default_format, &cfg.presets)?;
             let (origin, inner) = state.origins.route(&req.key);
             let (origin, inner) = (origin.clone(), inner.to_string());
             req.key = inner;

@@ -19,7 +19,12 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 /// The public router. Everything that is not a fixed route is an image path.
 pub fn router(state: Arc<AppState>) -> Router {
-    let mut r = Router::new()
+    router_with(state, Router::new())
+}
+
+/// [`router`] with `extra` routes inside the same middleware (access log, request ids, panic guard).
+pub fn router_with(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
+    let mut r = extra
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/cache/{*path}", delete(admin::purge));
@@ -50,8 +55,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     r.fallback(image::handle)
         .with_state(state)
-        .layer(middleware::from_fn(access_log))
+        // the panic guard sits inside the access log, so a panic is still logged, counted and given an id
         .layer(CatchPanicLayer::custom(|_| crate::error::Error::Internal("handler panicked".into()).into_response()))
+        .layer(middleware::from_fn(access_log))
 }
 
 /// Route label for metrics (a closed set).
@@ -138,8 +144,19 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let app = router(state.clone());
+    serve_router(listener, state, app, shutdown).await
+}
+
+/// [`serve`] with a router built by [`router_with`].
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let grace = Duration::from_secs_f64(state.config.shutdown_grace_secs);
-    let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
     let st = state.clone();
     let signal = async move {

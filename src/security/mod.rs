@@ -20,6 +20,8 @@ pub struct SigningConfig {
     pub keys: Vec<String>,
     /// Device-pixel widths that may be asked for without a signature (`w`, `dpr` and `fm` only).
     pub allow_unsigned_widths: Vec<u32>,
+    /// Presets that may be asked for without a signature (`preset` and `fm` only).
+    pub allow_unsigned_presets: Vec<String>,
 }
 
 /// Config section `[rate_limit]`: a token bucket per client address, charged only for misses (requests
@@ -84,13 +86,20 @@ impl Admission {
         }
     }
 
-    /// Unsigned access: only `w` (with optional `dpr` and `fm`) at a listed device width.
+    /// Unsigned access: `w` (with optional `dpr` and `fm`) at a listed device width, or a listed
+    /// `preset` (with optional `fm`). Either way the set of variants anyone can create is finite.
     fn unsigned_allowed(&self, query: &str) -> bool {
+        let pairs = || form_urlencoded::parse(query.as_bytes());
+        let preset = pairs().find(|(k, _)| k == "preset");
+        if let Some((_, name)) = preset {
+            return self.signing.allow_unsigned_presets.iter().any(|p| *p == name)
+                && pairs().all(|(k, _)| matches!(k.as_ref(), "preset" | "fm" | "format"));
+        }
         if self.signing.allow_unsigned_widths.is_empty() {
             return false;
         }
         let (mut w, mut dpr) = (None, 1.0f64);
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        for (k, v) in pairs() {
             match k.as_ref() {
                 "w" | "width" => w = v.parse::<u32>().ok(),
                 "dpr" => match v.parse::<f64>() {
@@ -178,6 +187,7 @@ mod tests {
             &SigningConfig {
                 keys: keys.iter().map(|s| s.to_string()).collect(),
                 allow_unsigned_widths: widths.to_vec(),
+                allow_unsigned_presets: Vec::new(),
             },
             &RateLimitConfig {
                 misses_per_second: 1,

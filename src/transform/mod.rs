@@ -45,6 +45,9 @@ pub struct Limits {
     pub workers: usize,
     /// Transforms allowed to wait for a worker before new ones get 503.
     pub max_queue: usize,
+    /// Serve SVG sources as they are (never rasterised, transform parameters ignored) with the
+    /// sandboxing CSP every response carries. Off: SVG sources get 415.
+    pub svg_passthrough: bool,
 }
 
 impl Default for Limits {
@@ -57,6 +60,7 @@ impl Default for Limits {
             transform_timeout_secs: 10.0,
             workers: 0,
             max_queue: 256,
+            svg_passthrough: false,
         }
     }
 }
@@ -107,6 +111,10 @@ pub fn run(
     limits: &Limits,
     enc: &EncodeSettings,
 ) -> Result<Output> {
+    if limits.svg_passthrough && sniff::is_svg_document(src) {
+        // never parsed or rasterised: the bytes go out as they came in (the source size cap applied)
+        return Ok(Output { bytes: src.clone(), format: OutputFormat::Svg, width: 0, height: 0 });
+    }
     let format = sniff::sniff(src)?;
     let probe = decode::probe(src, format)?;
     let pixels = probe.width as u64 * probe.height as u64;

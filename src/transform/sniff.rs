@@ -60,6 +60,40 @@ fn looks_like_svg(bytes: &[u8]) -> bool {
     (t.starts_with('<')) && t.to_ascii_lowercase().contains("<svg")
 }
 
+/// Stricter than [`looks_like_svg`], for serving SVG as it is: valid UTF-8 whose root element is
+/// `<svg`, after an optional BOM, XML declaration, processing instructions, comments and doctype. An HTML
+/// page with an inline `<svg>` is not an SVG document.
+pub fn is_svg_document(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(4096)];
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    // the 4 KiB cut may split a character: only the part that decodes matters
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+    };
+    let mut t = text.trim_start();
+    loop {
+        let end = if t.starts_with("<?") {
+            t.find("?>").map(|i| i + 2)
+        } else if t.starts_with("<!--") {
+            t.find("-->").map(|i| i + 3)
+        } else if t.len() >= 9 && t[..9].eq_ignore_ascii_case("<!doctype") {
+            // a doctype may carry an internal subset in [...]
+            match (t.find('['), t.find('>')) {
+                (Some(b), Some(g)) if b < g => t.find("]>").map(|i| i + 2),
+                (_, g) => g.map(|i| i + 1),
+            }
+        } else {
+            break;
+        };
+        let Some(end) = end else { return false };
+        t = t[end..].trim_start();
+    }
+    let Some(rest) = t.strip_prefix('<') else { return false };
+    let name: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/').collect();
+    name == "svg" || name.ends_with(":svg")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +121,30 @@ mod tests {
         ] {
             let err = sniff(bytes).unwrap_err();
             assert_eq!(err.status().as_u16(), 415, "{:?}", String::from_utf8_lossy(bytes));
+        }
+    }
+
+    #[test]
+    fn svg_documents_need_an_svg_root() {
+        for yes in [
+            &b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>"[..],
+            b"\xEF\xBB\xBF<?xml version=\"1.0\"?>\n<!-- made by hand -->\n<svg>",
+            b"<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"x\"><svg/>",
+            b"<!DOCTYPE svg [ <!ENTITY a \"b\"> ]>\n<svg>",
+            b"<svg:svg xmlns:svg=\"http://www.w3.org/2000/svg\">",
+        ] {
+            assert!(is_svg_document(yes), "{:?}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            &b"<!DOCTYPE html><html><body><svg></svg></body></html>"[..],
+            b"<html><svg>",
+            b"<svgfoo>",
+            b"<!-- unterminated <svg>",
+            b"\x89PNG\r\n\x1a\n<svg>",
+            b"text then <svg>",
+            b"",
+        ] {
+            assert!(!is_svg_document(no), "{:?}", String::from_utf8_lossy(no));
         }
     }
 }

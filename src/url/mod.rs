@@ -22,9 +22,14 @@ pub struct ImageRequest {
 
 impl ImageRequest {
     /// Parse a raw (still percent-encoded) path and query.
-    pub fn parse(raw_path: &str, raw_query: Option<&str>, default_format: FormatParam) -> Result<Self> {
+    pub fn parse(
+        raw_path: &str,
+        raw_query: Option<&str>,
+        default_format: FormatParam,
+        presets: &params::Presets,
+    ) -> Result<Self> {
         let key = path::object_key(raw_path)?;
-        let spec = params::parse(raw_query.unwrap_or(""), default_format)?;
+        let spec = params::parse_with(raw_query.unwrap_or(""), default_format, presets)?;
         Ok(ImageRequest { key, spec })
     }
 }

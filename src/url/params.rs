@@ -2,6 +2,7 @@
 
 use super::spec::{fmt_num, Download, Fit, FormatParam, Gravity, Rgba, TransformSpec};
 use crate::error::{Error, Result};
+use std::borrow::Cow;
 
 /// Largest output side accepted from `w`/`h` (after `dpr`).
 pub const MAX_DIMENSION: u32 = 8192;
@@ -28,16 +29,60 @@ fn canonical_name(name: &str) -> Option<&'static str> {
     })
 }
 
-/// Parse a raw query string (percent-encoded, without `?`).
+/// Parse a raw query string (percent-encoded, without `?`), with no presets.
 ///
 /// Unknown names, repeated names (also through an alias), empty values where a value is required,
 /// malformed numbers and out-of-range values are refused with a 400 naming the parameter.
 pub fn parse(raw_query: &str, default_format: FormatParam) -> Result<TransformSpec> {
+    parse_with(raw_query, default_format, &Presets::new())
+}
+
+/// Named parameter sets (config section `[presets]`), e.g. `thumb = "w=200&h=200&fit=cover"`.
+pub type Presets = std::collections::BTreeMap<String, String>;
+
+/// [`parse`], with `preset=NAME` expanded from `presets`. A preset's parameters come first; a parameter
+/// also given in the URL overrides the preset's. The result is an ordinary spec, so a preset and the
+/// same parameters spelled out share one cache entry.
+pub fn parse_with(raw_query: &str, default_format: FormatParam, presets: &Presets) -> Result<TransformSpec> {
+    let given: Vec<(Cow<str>, Cow<str>)> = form_urlencoded::parse(raw_query.as_bytes()).collect();
+    let mut chosen = given.iter().filter(|(k, _)| k == "preset");
+    let Some((_, name)) = chosen.next() else { return parse_pairs(given, default_format) };
+    if chosen.next().is_some() {
+        return Err(Error::bad_param("preset", "given more than once"));
+    }
+    let expansion = presets
+        .get(name.as_ref())
+        .ok_or_else(|| Error::bad_param("preset", format!("no preset named {:?}", truncate(name))))?;
+    let in_url: Vec<&'static str> = given.iter().filter_map(|(k, _)| canonical_name(k)).collect();
+    let mut pairs: Vec<(Cow<str>, Cow<str>)> = form_urlencoded::parse(expansion.as_bytes())
+        .filter(|(k, _)| canonical_name(k).is_none_or(|c| !in_url.contains(&c)))
+        .collect();
+    pairs.extend(given.iter().filter(|(k, _)| k != "preset").cloned());
+    parse_pairs(pairs, default_format)
+}
+
+/// Check a `[presets]` table at start-up: each must parse on its own, without `preset` or `exp`.
+pub fn validate_presets(presets: &Presets) -> std::result::Result<(), String> {
+    for (name, query) in presets {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(format!("presets: name {name:?} must be letters, digits, '-' or '_'"));
+        }
+        for (k, _) in form_urlencoded::parse(query.as_bytes()) {
+            if k == "preset" || canonical_name(&k) == Some("exp") {
+                return Err(format!("presets.{name}: {k} cannot be part of a preset"));
+            }
+        }
+        parse(query, FormatParam::Auto).map_err(|e| format!("presets.{name}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn parse_pairs(pairs: Vec<(Cow<str>, Cow<str>)>, default_format: FormatParam) -> Result<TransformSpec> {
     let mut spec = TransformSpec { format: default_format, ..TransformSpec::default() };
     let mut seen: Vec<&'static str> = Vec::new();
     let (mut w, mut h, mut dpr) = (None::<u32>, None::<u32>, None::<f64>);
 
-    for (name, value) in form_urlencoded::parse(raw_query.as_bytes()) {
+    for (name, value) in pairs {
         let Some(key) = canonical_name(&name) else {
             return Err(Error::UnknownParam(truncate(&name)));
         };
@@ -317,5 +362,32 @@ mod tests {
     fn default_format_comes_from_config() {
         assert_eq!(parse("", FormatParam::Webp).unwrap().format, FormatParam::Webp);
         assert_eq!(parse("fm=png", FormatParam::Webp).unwrap().format, FormatParam::Png);
+    }
+
+    #[test]
+    fn presets_expand_and_url_parameters_override_them() {
+        let presets: Presets = [("thumb".to_string(), "w=200&h=200&fit=cover&q=70".to_string())].into();
+        let with = |q: &str| parse_with(q, FormatParam::Auto, &presets);
+        assert_eq!(with("preset=thumb").unwrap().canonical(), p("w=200&h=200&fit=cover").unwrap().canonical());
+        assert_eq!(with("preset=thumb").unwrap().quality, Some(70));
+        // the URL's own value wins, through an alias too
+        assert_eq!(with("preset=thumb&width=100").unwrap().width, Some(100));
+        assert_eq!(with("fm=png&preset=thumb").unwrap().format, FormatParam::Png);
+        for bad in ["preset=nope", "preset=thumb&preset=thumb", "preset="] {
+            assert_eq!(with(bad).unwrap_err().code(), "bad_param", "{bad}");
+        }
+        // with no presets configured, every name is unknown
+        assert!(p("preset=thumb").is_err());
+    }
+
+    #[test]
+    fn preset_tables_are_checked_at_start_up() {
+        let one = |n: &str, q: &str| validate_presets(&[(n.to_string(), q.to_string())].into());
+        assert!(one("card-2x", "w=800&h=400&fit=cover&fm=webp").is_ok());
+        assert!(one("bad name", "w=1").is_err());
+        assert!(one("a", "w=0").is_err());
+        assert!(one("a", "preset=b").is_err());
+        assert!(one("a", "w=10&exp=99999999999").is_err());
+        assert!(one("a", "zoom=2").is_err());
     }
 }

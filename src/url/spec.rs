@@ -91,6 +91,8 @@ pub enum OutputFormat {
     Avif,
     Jpeg,
     Png,
+    /// An SVG source passed through unchanged (`limits.svg_passthrough`); never an encoder output.
+    Svg,
 }
 
 impl OutputFormat {
@@ -100,6 +102,7 @@ impl OutputFormat {
             OutputFormat::Avif => "avif",
             OutputFormat::Jpeg => "jpeg",
             OutputFormat::Png => "png",
+            OutputFormat::Svg => "svg",
         }
     }
     pub fn extension(self) -> &'static str {
@@ -114,6 +117,7 @@ impl OutputFormat {
             OutputFormat::Avif => "image/avif",
             OutputFormat::Jpeg => "image/jpeg",
             OutputFormat::Png => "image/png",
+            OutputFormat::Svg => "image/svg+xml",
         }
     }
     pub fn supports_alpha(self) -> bool {

@@ -33,6 +33,15 @@ impl Drop for Server {
 
 /// Start imgedge serving `origin`, after `tweak` has adjusted the config.
 pub async fn start_with(origin: &Path, tweak: impl FnOnce(&mut Config)) -> Server {
+    start_with_routes(origin, tweak, axum::Router::new()).await
+}
+
+/// [`start_with`], with `extra` routes inside imgedge's own middleware stack.
+pub async fn start_with_routes(
+    origin: &Path,
+    tweak: impl FnOnce(&mut Config),
+    extra: axum::Router<Arc<AppState>>,
+) -> Server {
     let cache = tempfile::tempdir().unwrap();
     let mut config = Config {
         origin: origin.to_string_lossy().into_owned(),
@@ -46,8 +55,9 @@ pub async fn start_with(origin: &Path, tweak: impl FnOnce(&mut Config)) -> Serve
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let st = state.clone();
+    let app = imgedge::http::router_with(st.clone(), extra);
     let task = tokio::spawn(async move {
-        imgedge::http::serve(listener, st, std::future::pending()).await.unwrap();
+        imgedge::http::serve_router(listener, st, app, std::future::pending()).await.unwrap();
     });
     Server { base: format!("http://{addr}"), addr, state, _cache: cache, task }
 }

@@ -62,7 +62,7 @@ impl EncodeSettings {
             OutputFormat::Webp => Some(self.webp_quality),
             OutputFormat::Avif => Some(self.avif_quality),
             OutputFormat::Jpeg => Some(self.jpeg_quality),
-            OutputFormat::Png => None,
+            OutputFormat::Png | OutputFormat::Svg => None,
         }
     }
 
@@ -95,6 +95,7 @@ pub fn encode(px: &Pixels, format: OutputFormat, quality: Option<u8>, s: &Encode
         OutputFormat::Avif => avif::encode(px, q, s.avif_speed, s.avif_threads),
         OutputFormat::Jpeg => jpeg::encode(px, q, s.jpeg_progressive),
         OutputFormat::Png => png::encode(px, s.png_compression),
+        OutputFormat::Svg => Err(crate::error::Error::Internal("SVG is passed through, never encoded".into())),
     }
 }
 
