@@ -37,6 +37,8 @@ pub struct AppState {
     pub admission: Admission,
     /// The upload API, when enabled.
     pub uploads: Option<crate::upload::Uploads>,
+    /// URLs answered before, for the hit fast path.
+    pub hot: crate::http::hot::HotPaths,
     /// Set when shutdown begins: `/readyz` fails so load balancers drain this instance.
     pub shutting_down: AtomicBool,
 }
@@ -75,6 +77,7 @@ impl AppState {
             stats,
             admission,
             uploads,
+            hot: Default::default(),
             shutting_down: AtomicBool::new(false),
         })
     }

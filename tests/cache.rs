@@ -261,3 +261,37 @@ async fn replicas_sharing_a_store_make_each_variant_once() {
 async fn client_delete(s: &Server, path: &str, token: &str) -> u16 {
     client().delete(format!("{}{path}", s.base)).bearer_auth(token).send().await.unwrap().status().as_u16()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unwritable_disk_serves_without_caching_and_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cd = dir.path().to_path_buf();
+    let s = start_with(&corpus(), move |c| c.cache_dir = cd).await;
+    // every entry is written to cache_dir/tmp first: a file in its place makes each write fail
+    let tmp = dir.path().join("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::write(&tmp, "in the way").unwrap();
+    let url = |w: u32| format!("/photos/jolla_3264x2448.jpg?w={w}&fm=png");
+    for w in [200, 201, 202] {
+        let r = get(&s, &url(w)).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-cache"], "MISS");
+        assert_eq!(decode(&r.bytes().await.unwrap()).width(), w);
+    }
+    for _ in 0..200 {
+        if s.state.stats.disk_write_errors.get() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.state.stats.disk_write_errors.get(), 3);
+    assert!(entry_files(dir.path()).is_empty());
+    assert_eq!(get(&s, &url(200)).await.headers()["x-cache"], "HIT-MEMORY", "memory still serves");
+
+    // once the disk is writable again, entries land again
+    std::fs::remove_file(&tmp).unwrap();
+    std::fs::create_dir(&tmp).unwrap();
+    assert_eq!(get(&s, &url(203)).await.status(), 200);
+    assert_eq!(wait_for_entries(dir.path(), 1).await.len(), 1);
+    assert_eq!(s.state.stats.disk_write_errors.get(), 3);
+}

@@ -256,3 +256,39 @@ async fn remote_sources_are_allowlisted_and_ssrf_guarded() {
     let url = format!("http://127.0.0.1:{port}/img/photos/jolla_3264x2448.jpg");
     assert_eq!(fetch_image(&open, &format!("/remote/{}?w=64&fm=png", enc(&url))).await.dimensions(), (64, 48));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stale_while_revalidate_serves_the_held_variant_and_refreshes_in_the_background() {
+    let o = start_http_origin().await;
+    let s = http_imgedge(&o, "/swr", |_| {}).await;
+    let url = "/cat.jpg?w=64&fm=png";
+    *o.seen.swr_source.lock().unwrap() = Some("photos/nikon-p6000_640x480_gps.jpg".into());
+    let first = get(&s, url).await;
+    assert_eq!(first.headers()["x-cache"], "MISS");
+    let old_etag = first.headers()["etag"].clone();
+    assert_eq!(decode(&first.bytes().await.unwrap()).dimensions(), (64, 48));
+
+    // max-age=1 runs out; the object changes at the origin (a portrait now)
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    *o.seen.swr_source.lock().unwrap() = Some("photos/canon-ixus40_1704x2272.jpg".into());
+    let stale = get(&s, url).await;
+    assert_eq!(stale.status(), 200);
+    assert_eq!(stale.headers()["etag"], old_etag, "inside stale-while-revalidate the held variant is served");
+    assert_eq!(stale.headers()["x-cache"], "HIT-MEMORY");
+    assert_eq!(decode(&stale.bytes().await.unwrap()).dimensions(), (64, 48));
+
+    // the background revalidation sees the new version; the next request makes its variant
+    let mut fresh = None;
+    for _ in 0..100 {
+        let r = get(&s, url).await;
+        if r.headers()["etag"] != old_etag {
+            fresh = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fresh = fresh.expect("the background revalidation picked up the new version");
+    assert_eq!(fresh.headers()["x-cache"], "MISS");
+    assert_eq!(decode(&fresh.bytes().await.unwrap()).dimensions(), (64, 85));
+    assert_eq!(s.state.stats.transforms.get(), 2);
+}

@@ -286,3 +286,24 @@ async fn a_panicking_handler_is_a_500_and_the_server_keeps_serving() {
         assert_eq!(get(&s, &format!("{IMG}?w=32&fm=png")).await.status(), 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expiring_url_stops_working_even_while_its_variant_is_hot() {
+    let s = signed_server(&[]).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let url = sign_url(NEW, &format!("{IMG}?w=90&exp={}", now + 2));
+    assert_eq!(get(&s, &url).await.headers()["x-cache"], "MISS");
+    let hit = get(&s, &url).await;
+    assert_eq!(hit.headers()["x-cache"], "HIT-MEMORY");
+    let etag = hit.headers()["etag"].clone();
+    let revalidate = client().get(format!("{}{url}", s.base)).header("if-none-match", etag).send().await.unwrap();
+    assert_eq!(revalidate.status(), 304);
+    tokio::time::sleep(std::time::Duration::from_millis(((now + 3) * 1000 + 50).saturating_sub(now_ms()))).await;
+    let (code, body) = status(&s, &url).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("expired"), "{body}");
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}

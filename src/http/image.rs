@@ -1,10 +1,12 @@
 //! The image route: one request from URL to bytes.
 //!
+//! known URL → `hot` fast path; otherwise:
 //! parse URL → negotiate format → origin `head` (version) → ETag/304 → memory → disk → coalesced miss
 //! (original from the originals cache or the origin, transform on the CPU pool, store) → response.
 //! Errors from any step go straight to `error.rs`.
 
 use super::headers::{self, security_headers};
+use super::hot::{self, Hot, HotAnswer, HotPaths};
 use crate::app::{AppState, Timing};
 use crate::cache::coalesce::Role;
 use crate::cache::key::CacheKey;
@@ -12,7 +14,7 @@ use crate::cache::{CacheStatus, Variant};
 use crate::error::{Error, Result};
 use crate::origin::{ObjectMeta, Origin};
 use crate::transform::{self, OutputChoice};
-use crate::url::{ImageRequest, TransformSpec};
+use crate::url::{FormatParam, ImageRequest, TransformSpec};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
@@ -53,6 +55,15 @@ pub async fn handle(
 
 async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap, client: IpAddr) -> Result<Response> {
     let cfg = &state.config;
+    // a URL answered before: straight to its variant, if the object and the variant are still there
+    let accept_class = headers::negotiate(FormatParam::Auto, req_headers.get(header::ACCEPT)).0.key();
+    let hot_key = HotPaths::key(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"), accept_class);
+    if let Some(hot) = state.hot.get(&hot_key) {
+        match hot::answer(state, &hot, req_headers).await? {
+            HotAnswer::Answer(r) => return Ok(r),
+            HotAnswer::Fallback => state.hot.remove(&hot_key),
+        }
+    }
     let remote_path = uri.path().strip_prefix("/remote/").filter(|_| state.origins.remote.is_some());
     // the signature is checked before anything else is parsed
     let query = state.admission.verify(uri.path(), uri.query(), remote_path.is_some())?;
@@ -88,10 +99,27 @@ async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap, client
     }
 
     let key = CacheKey::new(origin.name(), &req.key, &meta.version, &variant);
+    let mut hot = Hot {
+        origin: origin.clone(),
+        object_key: req.key.clone(),
+        version: meta.version.clone(),
+        key: key.clone(),
+        etag: etag.clone(),
+        last_modified: meta.last_modified,
+        expires: req.spec.expires,
+        headers: HeaderMap::new(),
+    };
+    let remember = |r: Response| {
+        hot.headers = r.headers().clone();
+        hot.headers.remove("x-cache");
+        hot.headers.remove("server-timing");
+        state.hot.insert(hot_key, hot);
+        r
+    };
     let t_cache = Instant::now();
     if let Some((v, status)) = state.caches.lookup(&key).await {
         let timing = format!("cache;desc=\"{}\";dur={:.2}", status.as_str(), ms(t_cache.elapsed()));
-        return Ok(respond(&v, status, &req, vary, &cfg.cache_control, &timing));
+        return Ok(remember(respond(&v, status, &req, vary, &cfg.cache_control, &timing)));
     }
     if let Some(err) = state.failures.get(&key).await {
         return Err(err);
@@ -123,7 +151,7 @@ async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap, client
             (CacheStatus::Coalesced, format!("coalesced;dur={:.1}", ms(t_wait.elapsed())))
         }
     };
-    Ok(respond(&v, status, &req, vary, &cfg.cache_control, &timing))
+    Ok(remember(respond(&v, status, &req, vary, &cfg.cache_control, &timing)))
 }
 
 /// The work of a miss, done once per variant however many requests wait for it.

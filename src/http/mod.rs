@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod headers;
 pub mod health;
+pub mod hot;
 pub mod image;
 
 use crate::app::AppState;

@@ -71,6 +71,8 @@ pub struct Seen {
     pub heads: AtomicUsize,
     pub not_modified: AtomicUsize,
     pub leaked_credentials: AtomicUsize,
+    /// What `/swr/{path}` serves instead of `path`, when set (the object "changes" at the origin).
+    pub swr_source: std::sync::Mutex<Option<String>>,
 }
 
 impl Seen {
@@ -98,12 +100,14 @@ impl Drop for HttpOrigin {
 /// Routes: `/img/{path}` corpus files with ETag + `Cache-Control: max-age=1` (304 on a matching
 /// If-None-Match), `/slow/{path}` the same after 600 ms, `/stall` never answers in time, `/error` 500,
 /// `/big` 2 MiB with Content-Length, `/chunked` 2 MiB without, `/redirect/{path}` → `/img/{path}`,
-/// `/to-metadata` → 169.254.169.254, `/loop` → itself.
+/// `/to-metadata` → 169.254.169.254, `/loop` → itself, `/swr/{path}` like `/img` but with
+/// `stale-while-revalidate=60` (and the file in `Seen::swr_source` when that is set).
 pub async fn start_http_origin() -> HttpOrigin {
     let seen = Arc::new(Seen::default());
     let app = axum::Router::new()
         .route("/img/{*path}", get(img))
         .route("/slow/{*path}", get(slow))
+        .route("/swr/{*path}", get(swr))
         .route("/stall", get(|| async { tokio::time::sleep(Duration::from_secs(30)).await }))
         .route("/error", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
         .route("/big", get(|| async { vec![0xFFu8; 2 << 20] }))
@@ -166,6 +170,18 @@ async fn slow(
 ) -> Response {
     tokio::time::sleep(Duration::from_millis(600)).await;
     serve_file(&seen, method, &p, &h).await
+}
+
+async fn swr(
+    State(seen): State<Arc<Seen>>,
+    method: axum::http::Method,
+    Path(p): Path<String>,
+    h: HeaderMap,
+) -> Response {
+    let src = seen.swr_source.lock().unwrap().clone().unwrap_or(p);
+    let mut r = serve_file(&seen, method, &src, &h).await;
+    r.headers_mut().insert(header::CACHE_CONTROL, "max-age=1, stale-while-revalidate=60".parse().unwrap());
+    r
 }
 
 async fn serve_file(seen: &Seen, method: axum::http::Method, p: &str, h: &HeaderMap) -> Response {
