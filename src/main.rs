@@ -97,7 +97,22 @@ fn init_logs(format: LogFormat) {
     }
 }
 
+/// glibc gives every thread that allocates its own malloc arena (up to 8 per core) and keeps freed
+/// memory in each. With multi-megabyte buffers per transform, that more than triples peak RSS: under
+/// `bench/compare`, 262 MB with the default and 78 MB with 2 arenas, at the same throughput.
+/// `MALLOC_ARENA_MAX` in the environment still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first thing in main, before any other thread exists; mallopt only sets a tunable.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, overrides } => serve(config, overrides),
