@@ -52,26 +52,26 @@ pub fn sniff(bytes: &[u8]) -> Result<SourceFormat> {
 /// SVG is XML text: look for an `<svg` element near the start, after an optional BOM, XML prolog,
 /// comments or doctype.
 fn looks_like_svg(bytes: &[u8]) -> bool {
-    let head = &bytes[..bytes.len().min(4096)];
-    let Ok(text) = std::str::from_utf8(head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head)) else {
-        return false;
-    };
-    let t = text.trim_start();
+    let t = text_head(bytes).trim_start();
     (t.starts_with('<')) && t.to_ascii_lowercase().contains("<svg")
+}
+
+/// The first 4 KiB as text, after an optional UTF-8 BOM: the part that decodes as UTF-8 (the 4 KiB cut
+/// may split a character).
+fn text_head(bytes: &[u8]) -> &str {
+    let head = &bytes[..bytes.len().min(4096)];
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    match std::str::from_utf8(head) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+    }
 }
 
 /// Stricter than [`looks_like_svg`], for serving SVG as it is: valid UTF-8 whose root element is
 /// `<svg`, after an optional BOM, XML declaration, processing instructions, comments and doctype. An HTML
 /// page with an inline `<svg>` is not an SVG document.
 pub fn is_svg_document(bytes: &[u8]) -> bool {
-    let head = &bytes[..bytes.len().min(4096)];
-    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    // the 4 KiB cut may split a character: only the part that decodes matters
-    let text = match std::str::from_utf8(head) {
-        Ok(t) => t,
-        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
-    };
-    let mut t = text.trim_start();
+    let mut t = text_head(bytes).trim_start();
     loop {
         let end = if t.starts_with("<?") {
             t.find("?>").map(|i| i + 2)

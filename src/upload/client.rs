@@ -128,7 +128,7 @@ async fn upload_one(
     opts: &UploadOptions,
 ) -> (Result<String, String>, u32) {
     let bytes = match tokio::fs::read(path).await {
-        Ok(b) => b,
+        Ok(b) => bytes::Bytes::from(b),
         Err(e) => return (Err(format!("read: {e}")), 0),
     };
     let mut attempt = 0;
@@ -161,10 +161,12 @@ async fn attempt_upload(
     client: &reqwest::Client,
     endpoint: &str,
     path: &Path,
-    bytes: &[u8],
+    bytes: &bytes::Bytes,
     opts: &UploadOptions,
 ) -> Result<String, Failure> {
-    let part = reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(display_name(path));
+    // a retry shares the bytes read once; no copy per attempt
+    let part =
+        reqwest::multipart::Part::stream_with_length(bytes.clone(), bytes.len() as u64).file_name(display_name(path));
     let mut form = reqwest::multipart::Form::new().part("file", part);
     if let Some(t) = &opts.title {
         form = form.text("title", t.clone());
