@@ -111,8 +111,23 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// Raise the soft descriptor limit to the hard one, as Go's runtime and nginx's `worker_rlimit_nofile`
+/// do: connections and sealed memory-cache bodies (a quarter of the limit) each take a descriptor, and
+/// the soft default (often 1024) is far below what the hard limit allows.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write only the struct given; a failure leaves the limit as is.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
     limit_malloc_arenas();
+    raise_fd_limit();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, overrides } => serve(config, overrides),

@@ -3,6 +3,7 @@
 //! closed sets (route, status class, cache result, origin kind, format, error code), never from paths.
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{Counter as Count, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -51,6 +52,8 @@ pub const DISK_ENTRIES: &str = "imgedge_disk_cache_entries";
 pub const DISK_WRITE_ERRORS: &str = "imgedge_disk_cache_write_errors_total";
 pub const DISK_CORRUPT: &str = "imgedge_disk_cache_corrupt_total";
 pub const MEMORY_BYTES: &str = "imgedge_memory_cache_bytes";
+pub const SEALED_BODIES: &str = "imgedge_memory_cache_sealed_bodies";
+pub const SENDFILE_BYTES: &str = "imgedge_sendfile_bytes_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -66,6 +69,7 @@ pub fn install() -> &'static PrometheusHandle {
         // another recorder may already be installed (several servers in one test process share this one)
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        let _ = HANDLES.set(Handles::new());
         handle
     })
 }
@@ -87,27 +91,69 @@ fn describe() {
     describe_counter!(DISK_WRITE_ERRORS, "Disk cache writes that failed");
     describe_counter!(DISK_CORRUPT, "Disk cache entries found damaged and removed");
     describe_gauge!(MEMORY_BYTES, Unit::Bytes, "Bytes in the memory cache");
+    describe_gauge!(SEALED_BODIES, "Memory-cache bodies held in sealed memory files (one descriptor each)");
+    describe_counter!(SENDFILE_BYTES, Unit::Bytes, "Body bytes sent from sealed memory files without a copy");
+}
+
+const ROUTES: [&str; 3] = ["image", "admin", "health"];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+const RESULTS: [&str; 5] = ["HIT-MEMORY", "HIT-DISK", "HIT-STORE", "MISS", "COALESCED"];
+
+/// The per-request series, resolved once when the recorder is installed: the labels are closed sets,
+/// and a registry lookup (hashing name and labels) on every request would cost more than the count.
+struct Handles {
+    requests: [[Count; CLASSES.len()]; ROUTES.len()],
+    durations: [Histogram; ROUTES.len()],
+    results: [Count; RESULTS.len()],
+    bytes_out: Count,
+}
+
+static HANDLES: OnceLock<Handles> = OnceLock::new();
+
+impl Handles {
+    fn new() -> Self {
+        Handles {
+            requests: ROUTES.map(|r| CLASSES.map(|c| counter!(REQUESTS, "route" => r, "status" => c))),
+            durations: ROUTES.map(|r| histogram!(REQUEST_DURATION, "route" => r)),
+            results: RESULTS.map(|r| counter!(CACHE_RESULTS, "result" => r)),
+            bytes_out: counter!(BYTES_OUT),
+        }
+    }
+}
+
+fn status_index(status: u16) -> usize {
+    (status / 100).clamp(1, 5) as usize - 1
 }
 
 /// Status class label: `2xx` .. `5xx`.
 pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
+    CLASSES[status_index(status)]
 }
 
 pub fn request(route: &'static str, status: u16, elapsed: Duration) {
-    counter!(REQUESTS, "route" => route, "status" => status_class(status)).increment(1);
-    histogram!(REQUEST_DURATION, "route" => route).record(elapsed.as_secs_f64());
+    match (HANDLES.get(), ROUTES.iter().position(|r| *r == route)) {
+        (Some(h), Some(i)) => {
+            h.requests[i][status_index(status)].increment(1);
+            h.durations[i].record(elapsed.as_secs_f64());
+        }
+        _ => {
+            counter!(REQUESTS, "route" => route, "status" => status_class(status)).increment(1);
+            histogram!(REQUEST_DURATION, "route" => route).record(elapsed.as_secs_f64());
+        }
+    }
 }
 
 pub fn cache_result(result: &'static str, body_bytes: usize) {
-    counter!(CACHE_RESULTS, "result" => result).increment(1);
-    counter!(BYTES_OUT).increment(body_bytes as u64);
+    match (HANDLES.get(), RESULTS.iter().position(|r| *r == result)) {
+        (Some(h), Some(i)) => {
+            h.results[i].increment(1);
+            h.bytes_out.increment(body_bytes as u64);
+        }
+        _ => {
+            counter!(CACHE_RESULTS, "result" => result).increment(1);
+            counter!(BYTES_OUT).increment(body_bytes as u64);
+        }
+    }
 }
 
 pub fn origin_fetch(kind: &'static str, elapsed: Duration, outcome: Result<usize, &'static str>) {
@@ -137,4 +183,6 @@ pub fn sample(queue: usize, in_flight: usize, memory_bytes: u64, disk: Option<(u
     }
     counter!(DISK_WRITE_ERRORS).absolute(stats.disk_write_errors.get());
     counter!(DISK_CORRUPT).absolute(stats.disk_corrupt.get());
+    gauge!(SEALED_BODIES).set(crate::cache::sealed::live() as f64);
+    counter!(SENDFILE_BYTES).absolute(crate::http::conn::sent_from_files());
 }

@@ -295,3 +295,86 @@ async fn an_unwritable_disk_serves_without_caching_and_counts_it() {
     assert_eq!(wait_for_entries(dir.path(), 1).await.len(), 1);
     assert_eq!(s.state.stats.disk_write_errors.get(), 3);
 }
+
+/// Send a GET on a raw connection and return it with the response head read (status line and headers,
+/// lowercased names) and whatever body bytes came with it.
+async fn raw_request(s: &Server, path: &str) -> (tokio::net::TcpStream, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    c.write_all(format!("GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed inside the response head");
+        got.extend_from_slice(&buf[..n]);
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(got[..end].to_vec()).unwrap().to_ascii_lowercase();
+            return (c, head, got[end + 4..].to_vec());
+        }
+    }
+}
+
+/// A multi-megabyte memory hit goes out with sendfile from a sealed memory file, byte for byte the bytes of
+/// the miss. A slow reader holds the tail of the body in the socket while the variant is purged and the
+/// memory tier churns: the bytes it reads afterwards are still the right ones.
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_hits_are_sent_from_sealed_files_intact_even_when_purged_in_flight() {
+    use tokio::io::AsyncReadExt;
+    let s = start_with(&corpus(), |c| c.admin.token = Some("t".into())).await;
+    let url = format!("{BIG}?w=2000&fm=png");
+    let miss = get(&s, &url).await;
+    assert_eq!(miss.headers()["x-cache"], "MISS");
+    let body = miss.bytes().await.unwrap();
+    assert!(body.len() > 2 << 20, "a body larger than the socket buffers ({} bytes)", body.len());
+
+    let sent_before = imgedge::http::conn::sent_from_files();
+    let (mut conn, head, mut got) = raw_request(&s, &url).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("x-cache: hit-memory"), "{head}");
+    assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+    // read a little, then stop: the server blocks in the middle of the body
+    while got.len() < 64 << 10 {
+        let mut buf = [0u8; 8192];
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let held = s.state.caches.memory.bodies();
+    assert!(held.iter().any(|b| b.len() == body.len() && imgedge::cache::sealed::find(b).is_some()), "held sealed");
+    drop(held);
+    assert_eq!(client_delete(&s, &format!("/api/cache{BIG}"), "t").await, 200);
+    // other variants come and go in the memory tier meanwhile
+    for w in [300, 310, 320, 330] {
+        let r = get(&s, &format!("/photos/jolla_3264x2448.jpg?w={w}&fm=png")).await;
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    s.state.caches.memory.run_pending_tasks().await;
+    conn.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got.len(), body.len());
+    assert!(got == body[..], "the slow reader got the variant's bytes");
+    assert!(imgedge::http::conn::sent_from_files() - sent_before >= body.len() as u64, "sent from the sealed file");
+    // after the purge the variant is made again, and its new hit is intact too
+    let again = get(&s, &url).await;
+    assert_eq!(again.headers()["x-cache"], "MISS");
+    assert_eq!(again.bytes().await.unwrap(), body);
+    let hit = get(&s, &url).await;
+    assert_eq!(hit.headers()["x-cache"], "HIT-MEMORY");
+    assert_eq!(hit.bytes().await.unwrap(), body);
+}
+
+/// `cache.zero_copy_min_bytes = 0` keeps bodies on the heap; hits are the same bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn zero_copy_off_serves_the_same_bytes_from_the_heap() {
+    let s = start_with(&corpus(), |c| c.cache.zero_copy_min_bytes = 0).await;
+    let url = "/photos/jolla_3264x2448.jpg?w=900&fm=png";
+    let miss = get(&s, url).await.bytes().await.unwrap();
+    assert!(miss.len() > 16 << 10, "long enough to be sealed by default");
+    let hit = get(&s, url).await;
+    assert_eq!(hit.headers()["x-cache"], "HIT-MEMORY");
+    assert_eq!(hit.bytes().await.unwrap(), miss);
+    let held = s.state.caches.memory.bodies();
+    assert!(!held.is_empty() && held.iter().all(|b| imgedge::cache::sealed::find(b).is_none()), "heap bodies");
+}

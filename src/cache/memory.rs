@@ -1,5 +1,6 @@
 //! Memory tier: moka (TinyLFU admission, LRU eviction), weighted by body bytes. A hit clones an `Arc`;
-//! the body is a shared `Bytes`, never copied.
+//! the body is a shared `Bytes`, never copied. Bodies from `zero_copy_min_bytes` up are moved into sealed
+//! memory files on the way in ([`super::sealed`]), so a hit is not copied into the socket either.
 
 use super::key::{CacheKey, ObjectId};
 use super::Variant;
@@ -8,16 +9,17 @@ use std::sync::Arc;
 
 pub struct MemoryTier {
     cache: Cache<CacheKey, Arc<Variant>>,
+    zero_copy_min: usize,
 }
 
 impl MemoryTier {
-    pub fn new(max_bytes: u64) -> Self {
+    pub fn new(max_bytes: u64, zero_copy_min_bytes: u64) -> Self {
         let cache = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|_k: &CacheKey, v: &Arc<Variant>| (v.body.len() + 256).min(u32::MAX as usize) as u32)
             .support_invalidation_closures()
             .build();
-        MemoryTier { cache }
+        MemoryTier { cache, zero_copy_min: zero_copy_min_bytes.try_into().unwrap_or(usize::MAX) }
     }
 
     pub async fn get(&self, key: &CacheKey) -> Option<Arc<Variant>> {
@@ -25,6 +27,10 @@ impl MemoryTier {
     }
 
     pub async fn insert(&self, key: CacheKey, v: Arc<Variant>) {
+        let v = match super::sealed::seal(&v.body, self.zero_copy_min) {
+            Some(body) => Arc::new(Variant { body, ..(*v).clone() }),
+            None => v,
+        };
         self.cache.insert(key, v).await;
     }
 
@@ -33,6 +39,11 @@ impl MemoryTier {
         let object = object.clone();
         // only fails without support_invalidation_closures, which the builder sets
         let _ = self.cache.invalidate_entries_if(move |k, _| k.object == object);
+    }
+
+    /// Every body held now (for inspection; clones of shared `Bytes`).
+    pub fn bodies(&self) -> Vec<bytes::Bytes> {
+        self.cache.iter().map(|(_, v)| v.body.clone()).collect()
     }
 
     pub fn weighted_size(&self) -> u64 {

@@ -6,6 +6,7 @@ pub mod coalesce;
 pub mod disk;
 pub mod key;
 pub mod memory;
+pub mod sealed;
 pub mod store;
 
 use crate::error::{Error, Result};
@@ -29,6 +30,9 @@ pub struct CacheConfig {
     pub disk_bytes: u64,
     /// Memory for recently fetched originals, in bytes.
     pub originals_bytes: u64,
+    /// Memory-tier bodies at least this long are kept in sealed memory files and sent with `sendfile`
+    /// (0: all bodies stay on the heap and are copied into the socket).
+    pub zero_copy_min_bytes: u64,
     /// Shared result store for several replicas (`[cache.store]`).
     pub store: store::StoreConfig,
 }
@@ -39,6 +43,7 @@ impl Default for CacheConfig {
             memory_bytes: 256 << 20,
             disk_bytes: 10 << 30,
             originals_bytes: 256 << 20,
+            zero_copy_min_bytes: 16 << 10,
             store: store::StoreConfig::default(),
         }
     }
@@ -98,7 +103,12 @@ impl Caches {
             .weigher(|_k: &(ObjectId, String), v: &Bytes| v.len().min(u32::MAX as usize) as u32)
             .support_invalidation_closures()
             .build();
-        Ok(Caches { memory: memory::MemoryTier::new(cfg.memory_bytes), disk, store, originals })
+        Ok(Caches {
+            memory: memory::MemoryTier::new(cfg.memory_bytes, cfg.zero_copy_min_bytes),
+            disk,
+            store,
+            originals,
+        })
     }
 
     /// Memory, then disk, then the shared store (hits are promoted to the faster tiers).

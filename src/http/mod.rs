@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, per-request logging, panic safety, and the server loop with graceful shutdown.
 
 pub mod admin;
+pub mod conn;
 pub mod headers;
 pub mod health;
 pub mod hot;
@@ -71,45 +72,60 @@ fn route_of(path: &str) -> &'static str {
 }
 
 /// A request id: the client's `X-Request-Id` when it is short and printable, else a new one.
+///
+/// New ids are 16 hex digits of a bijective mix (splitmix64) of a per-process random seed and a counter:
+/// distinct within the process, unpredictable across replicas, and no hashing per request.
 fn request_id(req: &Request) -> http::HeaderValue {
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     if let Some(v) = req.headers().get("x-request-id") {
         if v.len() <= 64 && v.as_bytes().iter().all(|b| b.is_ascii_graphic()) {
             return v.clone();
         }
     }
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let id = blake3::hash(&[seed.to_le_bytes().as_slice(), &n.to_le_bytes()].concat()).to_hex();
-    http::HeaderValue::from_str(&id[..16]).expect("hex")
+    let seed = *SEED.get_or_init(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos());
+        let material = format!("{:?} {} {:?}", now, std::process::id(), std::thread::current().id());
+        let h = blake3::hash(material.as_bytes());
+        u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
+    });
+    let mut x = seed ^ NEXT.fetch_add(1, Ordering::Relaxed);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d049bb133111eb);
+    x ^= x >> 31;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits: [u8; 16] = std::array::from_fn(|i| HEX[(x >> (60 - 4 * i)) as usize & 0xf]);
+    http::HeaderValue::from_bytes(&digits).expect("hex digits are a valid header value")
 }
 
-/// One log line and the metrics of each request; echoes `X-Request-Id`.
+/// One log line and the metrics of each request; echoes `X-Request-Id`. The line's fields are only
+/// gathered when `imgedge::access` is enabled at INFO.
 async fn access_log(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let route = route_of(req.uri().path());
     let id = request_id(&req);
+    let line = tracing::enabled!(target: "imgedge::access", tracing::Level::INFO)
+        .then(|| (req.method().clone(), req.uri().path().to_owned()));
     let mut resp = next.run(req).await;
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
-    crate::metrics::request(route_of(&path), status, elapsed);
-    let h = resp.headers();
-    let bytes = h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
-    let cache = h.get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
-    let timing = h.get("server-timing").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    tracing::info!(
-        target: "imgedge::access",
-        %method,
-        path,
-        status,
-        bytes,
-        cache,
-        timing,
-        request_id = id.to_str().unwrap_or(""),
-        ms = format!("{:.1}", elapsed.as_secs_f64() * 1000.0),
-        "request"
-    );
+    crate::metrics::request(route, status, elapsed);
+    if let Some((method, path)) = line {
+        let h = resp.headers();
+        let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+        tracing::info!(
+            target: "imgedge::access",
+            %method,
+            path,
+            status,
+            bytes = header("content-length").unwrap_or("-"),
+            cache = header("x-cache").unwrap_or("-"),
+            timing = header("server-timing").unwrap_or(""),
+            request_id = id.to_str().unwrap_or(""),
+            ms = format!("{:.1}", elapsed.as_secs_f64() * 1000.0),
+            "request"
+        );
+    }
     resp.headers_mut().insert("x-request-id", id);
     resp
 }
@@ -166,6 +182,8 @@ pub async fn serve_router(
         tracing::info!("shutting down: draining in-flight requests");
         let _ = began_tx.send(());
     };
+    // `tap_io` only to get the `SocketAddr` connect info axum derives for a tapped listener
+    let listener = axum::serve::ListenerExt::tap_io(conn::Listener(listener), |_| ());
     let server = axum::serve(listener, app).with_graceful_shutdown(signal);
     let deadline = async move {
         if began_rx.await.is_ok() {
