@@ -7,8 +7,8 @@
 #   VARIANT='photos/x.jpg?w=200&fm=webp' bench/cache-hit.sh   (another variant; default 800 px WebP)
 #   PIN=1 bench/cache-hit.sh                                  (servers on the first half of the cores, wrk on the rest)
 #
-# One wrk run per server per round, servers interleaved, so a noisy neighbour hits all of them alike; the
-# table gives each server's median over the rounds. "cpu µs/req" is the server's own CPU time (user + system,
+# One wrk run per server per round, servers interleaved. The table gives each server's median over the
+# rounds; the ratios are the medians of each round's own ratio (its servers ran back to back). "cpu µs/req" is the server's own CPU time (user + system,
 # every thread or worker) divided by the requests wrk completed. Any non-2xx answer aborts the run.
 # Needs: wrk and nginx (apt-get install wrk nginx-light), a release build (cargo build --release).
 set -euo pipefail
@@ -100,5 +100,11 @@ for n in "${names[@]}"; do
   row=$(awk -v n="$n" -v m="${rps[$n]}" '$1 == n {d = $2 - m; d = d < 0 ? -d : d; if (best == "" || d < best) {best = d; l = $3 " " $4}} END {print l}' "$work/results")
   printf '%-13s %10s %10s %10s %12s\n' "$n" "${rps[$n]}" ${row} "${cpu[$n]}"
 done
-awk -v a="${rps[imgedge]}" -v b="${rps[nginx]}" -v c="${cpu[imgedge]}" -v d="${cpu[nginx]}" -v e="${rps[imgedge-copy]}" 'BEGIN {
-  printf "throughput ratio imgedge/nginx: %.2f   cpu per request imgedge/nginx: %.2f   zero-copy gain: %.2fx\n", a / b, c / d, a / e }'
+# the servers of one round ran back to back, so a round's ratio is the least disturbed by a noisy neighbour
+ratios() {  # column → per-round imgedge/nginx and imgedge/imgedge-copy, one pair per line
+  awk -v c="$1" '{v[$1] = $c} $1 == "nginx" {print v["imgedge"] / v["nginx"], v["imgedge"] / v["imgedge-copy"]}' "$work/results"
+}
+thr=$(ratios 2 | awk '{print $1}' | median); gain=$(ratios 2 | awk '{print $2}' | median)
+cpr=$(ratios 5 | awk '{print $1}' | median)
+printf 'median of the per-round ratios: throughput imgedge/nginx %.2f, cpu per request imgedge/nginx %.2f, zero-copy gain %.2fx\n' \
+  "$thr" "$cpr" "$gain"

@@ -73,6 +73,18 @@ async fn request_ids_are_echoed_or_made() {
     let b = get(&s, "/healthz").await.headers()["x-request-id"].clone();
     assert_ne!(a, b);
     assert_eq!(a.len(), 16);
+    // a repeat of an image URL is answered ahead of the router; it gets ids the same way
+    let url = format!("{}/photos/jolla_3264x2448.jpg?w=120&fm=webp", s.base);
+    for expect in ["MISS", "HIT-MEMORY", "HIT-MEMORY"] {
+        let r = client().get(&url).header("x-request-id", "img-7").send().await.unwrap();
+        assert_eq!(r.headers()["x-cache"], expect);
+        assert_eq!(r.headers()["x-request-id"], "img-7");
+    }
+    let c = get(&s, "/photos/jolla_3264x2448.jpg?w=120&fm=webp").await;
+    let d = get(&s, "/photos/jolla_3264x2448.jpg?w=120&fm=webp").await;
+    assert_eq!(d.headers()["x-cache"], "HIT-MEMORY");
+    assert_ne!(c.headers()["x-request-id"], d.headers()["x-request-id"]);
+    assert_eq!(d.headers()["x-request-id"].len(), 16);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -55,6 +55,12 @@ impl HotPaths {
         k
     }
 
+    /// [`Self::key`] of a request.
+    pub fn key_for(uri: &http::Uri, headers: &HeaderMap) -> String {
+        let accept = super::headers::negotiate(crate::url::FormatParam::Auto, headers.get(header::ACCEPT)).0.key();
+        Self::key(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"), accept)
+    }
+
     pub fn get(&self, key: &str) -> Option<Arc<Hot>> {
         self.map.get(key)
     }

@@ -14,7 +14,7 @@ use crate::cache::{CacheStatus, Variant};
 use crate::error::{Error, Result};
 use crate::origin::{ObjectMeta, Origin};
 use crate::transform::{self, OutputChoice};
-use crate::url::{FormatParam, ImageRequest, TransformSpec};
+use crate::url::{ImageRequest, TransformSpec};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
@@ -56,8 +56,7 @@ pub async fn handle(
 async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap, client: IpAddr) -> Result<Response> {
     let cfg = &state.config;
     // a URL answered before: straight to its variant, if the object and the variant are still there
-    let accept_class = headers::negotiate(FormatParam::Auto, req_headers.get(header::ACCEPT)).0.key();
-    let hot_key = HotPaths::key(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"), accept_class);
+    let hot_key = HotPaths::key_for(uri, req_headers);
     if let Some(hot) = state.hot.get(&hot_key) {
         match hot::answer(state, &hot, req_headers).await? {
             HotAnswer::Answer(r) => return Ok(r),

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod conn;
+pub mod front;
 pub mod headers;
 pub mod health;
 pub mod hot;
@@ -98,35 +99,50 @@ fn request_id(req: &Request) -> http::HeaderValue {
     http::HeaderValue::from_bytes(&digits).expect("hex digits are a valid header value")
 }
 
-/// One log line and the metrics of each request; echoes `X-Request-Id`. The line's fields are only
-/// gathered when `imgedge::access` is enabled at INFO.
-async fn access_log(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = route_of(req.uri().path());
-    let id = request_id(&req);
-    let line = tracing::enabled!(target: "imgedge::access", tracing::Level::INFO)
-        .then(|| (req.method().clone(), req.uri().path().to_owned()));
-    let mut resp = next.run(req).await;
-    let elapsed = start.elapsed();
-    let status = resp.status().as_u16();
-    crate::metrics::request(route, status, elapsed);
-    if let Some((method, path)) = line {
-        let h = resp.headers();
-        let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
-        tracing::info!(
-            target: "imgedge::access",
-            %method,
-            path,
-            status,
-            bytes = header("content-length").unwrap_or("-"),
-            cache = header("x-cache").unwrap_or("-"),
-            timing = header("server-timing").unwrap_or(""),
-            request_id = id.to_str().unwrap_or(""),
-            ms = format!("{:.1}", elapsed.as_secs_f64() * 1000.0),
-            "request"
-        );
+/// One log line and the metrics of a request, and its `X-Request-Id`: begun when the request arrives,
+/// finished on its response. The line's fields are only gathered when `imgedge::access` is enabled at INFO.
+pub(crate) struct RequestLog {
+    start: Instant,
+    route: &'static str,
+    id: http::HeaderValue,
+    line: Option<(http::Method, String)>,
+}
+
+impl RequestLog {
+    pub(crate) fn begin(req: &Request) -> Self {
+        let line = tracing::enabled!(target: "imgedge::access", tracing::Level::INFO)
+            .then(|| (req.method().clone(), req.uri().path().to_owned()));
+        RequestLog { start: Instant::now(), route: route_of(req.uri().path()), id: request_id(req), line }
     }
-    resp.headers_mut().insert("x-request-id", id);
+
+    pub(crate) fn finish(self, resp: &mut Response) {
+        let elapsed = self.start.elapsed();
+        let status = resp.status().as_u16();
+        crate::metrics::request(self.route, status, elapsed);
+        if let Some((method, path)) = self.line {
+            let h = resp.headers();
+            let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+            tracing::info!(
+                target: "imgedge::access",
+                %method,
+                path,
+                status,
+                bytes = header("content-length").unwrap_or("-"),
+                cache = header("x-cache").unwrap_or("-"),
+                timing = header("server-timing").unwrap_or(""),
+                request_id = self.id.to_str().unwrap_or(""),
+                ms = format!("{:.1}", elapsed.as_secs_f64() * 1000.0),
+                "request"
+            );
+        }
+        resp.headers_mut().insert("x-request-id", self.id);
+    }
+}
+
+async fn access_log(req: Request, next: Next) -> Response {
+    let log = RequestLog::begin(&req);
+    let mut resp = next.run(req).await;
+    log.finish(&mut resp);
     resp
 }
 
@@ -173,7 +189,7 @@ pub async fn serve_router(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = Duration::from_secs_f64(state.config.shutdown_grace_secs);
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = front::MakeFront::new(state.clone(), app);
     let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
     let st = state.clone();
     let signal = async move {
@@ -182,9 +198,7 @@ pub async fn serve_router(
         tracing::info!("shutting down: draining in-flight requests");
         let _ = began_tx.send(());
     };
-    // `tap_io` only to get the `SocketAddr` connect info axum derives for a tapped listener
-    let listener = axum::serve::ListenerExt::tap_io(conn::Listener(listener), |_| ());
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let server = axum::serve(conn::Listener(listener), app).with_graceful_shutdown(signal);
     let deadline = async move {
         if began_rx.await.is_ok() {
             tokio::time::sleep(grace).await;
