@@ -27,7 +27,15 @@ impl MemoryTier {
     }
 
     pub async fn insert(&self, key: CacheKey, v: Arc<Variant>) {
-        let v = match super::sealed::seal(&v.body, self.zero_copy_min) {
+        // sealing copies the body once; a long copy is kept off the async workers
+        let min = self.zero_copy_min;
+        let sealed = if v.body.len() >= min && v.body.len() > 256 << 10 {
+            let body = v.body.clone();
+            tokio::task::spawn_blocking(move || super::sealed::seal(&body, min)).await.ok().flatten()
+        } else {
+            super::sealed::seal(&v.body, min)
+        };
+        let v = match sealed {
             Some(body) => Arc::new(Variant { body, ..(*v).clone() }),
             None => v,
         };
