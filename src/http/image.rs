@@ -56,6 +56,7 @@ pub async fn handle(
 async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap, client: IpAddr) -> Result<Response> {
     let cfg = &state.config;
     // a URL answered before: straight to its variant, if the object and the variant are still there
+    // (`front` answers these ahead of the router; this covers the router used on its own)
     let hot_key = HotPaths::key_for(uri, req_headers);
     if let Some(hot) = state.hot.get(&hot_key) {
         match hot::answer(state, &hot, req_headers).await? {

@@ -74,8 +74,9 @@ fn route_of(path: &str) -> &'static str {
 
 /// A request id: the client's `X-Request-Id` when it is short and printable, else a new one.
 ///
-/// New ids are 16 hex digits of a bijective mix (splitmix64) of a per-process random seed and a counter:
-/// distinct within the process, unpredictable across replicas, and no hashing per request.
+/// New ids are 16 hex digits of a bijective mix (splitmix64) of a per-process seed (hashed from the start
+/// time, pid and thread) and a counter: distinct within the process, unlikely to repeat across replicas,
+/// and no hashing per request. They are for correlating logs, not secrets.
 fn request_id(req: &Request) -> http::HeaderValue {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
