@@ -29,7 +29,9 @@ impl MemoryTier {
     pub async fn insert(&self, key: CacheKey, v: Arc<Variant>) {
         // sealing copies the body once; a long copy is kept off the async workers
         let min = self.zero_copy_min;
-        let sealed = if v.body.len() >= min && v.body.len() > 256 << 10 {
+        let sealed = if min == 0 || v.body.len() < min {
+            None
+        } else if v.body.len() > 256 << 10 {
             let body = v.body.clone();
             tokio::task::spawn_blocking(move || super::sealed::seal(&body, min)).await.ok().flatten()
         } else {

@@ -1,12 +1,12 @@
 //! The image route: one request from URL to bytes.
 //!
-//! known URL → `hot` fast path; otherwise:
+//! (repeats of known URLs are answered before the router, in `front`; this is everything else)
 //! parse URL → negotiate format → origin `head` (version) → ETag/304 → memory → disk → coalesced miss
 //! (original from the originals cache or the origin, transform on the CPU pool, store) → response.
 //! Errors from any step go straight to `error.rs`.
 
 use super::headers::{self, security_headers};
-use super::hot::{self, Hot, HotAnswer, HotPaths};
+use super::hot::{Hot, HotPaths};
 use crate::app::{AppState, Timing};
 use crate::cache::coalesce::Role;
 use crate::cache::key::CacheKey;
@@ -55,15 +55,9 @@ pub async fn handle(
 
 async fn serve(state: &Arc<AppState>, uri: &Uri, req_headers: &HeaderMap, client: IpAddr) -> Result<Response> {
     let cfg = &state.config;
-    // a URL answered before: straight to its variant, if the object and the variant are still there
-    // (`front` answers these ahead of the router; this covers the router used on its own)
+    // a URL answered before was served by `front` unless its object changed or its variant left memory;
+    // this answer is remembered under the same key for the next repeat
     let hot_key = HotPaths::key_for(uri, req_headers);
-    if let Some(hot) = state.hot.get(&hot_key) {
-        match hot::answer(state, &hot, req_headers).await? {
-            HotAnswer::Answer(r) => return Ok(r),
-            HotAnswer::Fallback => state.hot.remove(&hot_key),
-        }
-    }
     let remote_path = uri.path().strip_prefix("/remote/").filter(|_| state.origins.remote.is_some());
     // the signature is checked before anything else is parsed
     let query = state.admission.verify(uri.path(), uri.query(), remote_path.is_some())?;
